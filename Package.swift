@@ -1,0 +1,114 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Atoll",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "atoll", targets: ["atoll"]),
+        .executable(name: "atolld", targets: ["atolld"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // Layer 0: the little C the platform needs, and system libraries.
+        .target(name: "CAtollShim"),
+        .systemLibrary(
+            name: "CArchive",
+            pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]
+        ),
+        .target(
+            name: "AtollCore",
+            dependencies: [
+                "CAtollShim",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        // Layer 1: the host engine.
+        .target(name: "AtollOCI", dependencies: ["AtollCore"]),
+        .target(
+            name: "AtollStorage",
+            dependencies: [
+                "AtollCore", "AtollOCI", "CArchive",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "AtollImages",
+            dependencies: [
+                "AtollCore", "AtollOCI", "AtollStorage", "CArchive",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "AtollEngine",
+            dependencies: [
+                "AtollCore", "AtollOCI", "AtollStorage", "AtollImages",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+
+        // Edges: generated API, service adapters, client, CLI, executables.
+        .target(
+            name: "AtollAPI",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "AtollDaemon",
+            dependencies: [
+                "AtollCore", "AtollEngine", "AtollAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "AtollClient",
+            dependencies: [
+                "AtollAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ]
+        ),
+        .target(
+            name: "AtollCLI",
+            dependencies: [
+                "AtollClient", "AtollAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "atoll", dependencies: ["AtollCLI"]),
+        .executableTarget(
+            name: "atolld",
+            dependencies: [
+                "AtollDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "AtollCoreTests", dependencies: ["AtollCore"]),
+        .testTarget(name: "AtollOCITests", dependencies: ["AtollOCI"]),
+        .testTarget(name: "AtollStorageTests", dependencies: ["AtollStorage", "AtollCore", "AtollOCI"]),
+        .testTarget(name: "AtollImagesTests", dependencies: ["AtollImages", "AtollStorage", "AtollOCI", "AtollCore"]),
+        .testTarget(
+            name: "AtollIntegrationTests",
+            dependencies: ["AtollClient", "AtollAPI", "AtollCore"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
