@@ -26,6 +26,8 @@ let package = Package(
             pkgConfig: "libarchive",
             providers: [.apt(["libarchive-dev"])]
         ),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(
             name: "AtollCore",
             dependencies: [
@@ -40,7 +42,7 @@ let package = Package(
         .target(
             name: "AtollStorage",
             dependencies: [
-                "AtollCore", "AtollOCI", "CArchive",
+                "AtollCore", "AtollOCI", "CArchive", "CZlib", "CZstd",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
