@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "AtollClient",
             dependencies: [
-                "AtollAPI",
+                "AtollAPI", "AtollCore",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]
@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "AtollCLI",
             dependencies: [
-                "AtollClient", "AtollAPI",
+                "AtollClient", "AtollAPI", "AtollCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,1 +1,3 @@
-print("atoll")
+import AtollCLI
+
+await Atoll.run(arguments: Array(CommandLine.arguments.dropFirst()))

@@ -1,1 +1,40 @@
-print("atolld")
+import ArgumentParser
+import AtollCore
+import AtollDaemon
+import Foundation
+
+/// atolld: the Atoll engine daemon.
+struct AtollDaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "atolld",
+        abstract: "The Atoll engine: images, layers and storage on this host, served over gRPC.",
+        version: AtollVersion.version)
+
+    @Option(help: "Root of persistent state.")
+    var root = "/var/lib/atoll"
+
+    @Option(help: "Unix socket to serve the engine API on (owner root, mode 0660).")
+    var socket = "/run/atoll/atolld.sock"
+
+    @Option(name: .customLong("exec-root"), help: "Directory for runtime state (tmpfs).")
+    var execRoot = "/run/atoll"
+
+    @Option(name: .customLong("storage-driver"), help: "overlay or native (default: overlay where it works).")
+    var storageDriver: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        do {
+            AtollLogging.bootstrap(level: try AtollLogging.level(named: logLevel))
+            try await Daemon.run(
+                DaemonOptions(root: root, socket: socket, storageDriver: storageDriver, runDirectory: execRoot))
+        } catch {
+            FileHandle.standardError.write(Data("atolld: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+await AtollDaemonCommand.main()

@@ -1,0 +1,102 @@
+import ArgumentParser
+import AtollClient
+import AtollCore
+import Foundation
+import GRPCCore
+
+/// The `atoll` command: Docker's nouns and verbs against atolld.
+public struct Atoll: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "atoll",
+        abstract: "Control Atoll: images, layers and storage on a host running atolld.",
+        discussion: """
+            Global options come before the command: atoll [-H unix:///path] COMMAND.
+            ATOLL_HOST sets the default host (unix:///run/atoll/atolld.sock).
+            """,
+        version: AtollVersion.version,
+        subcommands: [
+            VersionCommand.self, InfoCommand.self, ImagesCommand.self, ImageCommand.self, ImportCommand.self,
+            LoadCommand.self, SaveCommand.self, TagCommand.self, RmiCommand.self, SystemCommand.self,
+        ])
+
+    public init() {}
+
+    /// Runs the CLI: global options first, then the command; any failure is one line on
+    /// standard error and a non-zero exit status.
+    public static func run(arguments: [String]) async -> Never {
+        var arguments = arguments
+        do {
+            try GlobalOptions.extract(from: &arguments)
+        } catch {
+            fail(error)
+        }
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot(arguments)
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                var syncCommand = command
+                try syncCommand.run()
+            }
+        } catch let exitCode as ExitCode {
+            Foundation.exit(exitCode.rawValue)
+        } catch let error as CleanExit {
+            exit(withError: error)
+        } catch {
+            fail(error)
+        }
+        Foundation.exit(0)
+    }
+
+    static func fail(_ error: any Error) -> Never {
+        FileHandle.standardError.write(Data("Error: \(describe(error))\n".utf8))
+        Foundation.exit(1)
+    }
+
+    /// One readable line for any error the CLI can meet.
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as RPCError:
+            if error.code == .unavailable {
+                return "lost the connection to atolld at \(GlobalOptions.host): \(error.message)"
+            }
+            return error.message
+        case let error as AtollError: return error.description
+        case let error as ValidationError: return error.message
+        default: return String(describing: error)
+        }
+    }
+}
+
+/// Options that precede the command, as Docker's do.
+enum GlobalOptions {
+    /// The host from -H/--host or ATOLL_HOST.
+    static var host: String { ProcessInfo.processInfo.environment["ATOLL_HOST"] ?? EngineEndpoint.defaultHost }
+
+    /// Removes leading global options from `arguments`; -H is stored as ATOLL_HOST for the process.
+    static func extract(from arguments: inout [String]) throws {
+        while let first = arguments.first {
+            if first == "-H" || first == "--host" {
+                guard arguments.count > 1 else { throw AtollError.invalidArgument("\(first) needs a value: unix:///path") }
+                setenv("ATOLL_HOST", arguments[1], 1)
+                arguments.removeFirst(2)
+            } else if first.hasPrefix("--host=") || (first.hasPrefix("-H") && first.count > 2) {
+                let value = first.hasPrefix("--host=") ? String(first.dropFirst(7)) : String(first.dropFirst(2))
+                setenv("ATOLL_HOST", value, 1)
+                arguments.removeFirst()
+            } else {
+                return
+            }
+        }
+    }
+
+    /// Connects to the chosen engine and runs `body`.
+    static func withEngine<T: Sendable>(_ body: @Sendable (EngineClient) async throws -> T) async throws -> T {
+        try await EngineClient.withConnection(to: try EngineEndpoint(parsing: host), body)
+    }
+}

@@ -1,0 +1,166 @@
+import AtollAPI
+import AtollCore
+import AtollEngine
+import AtollImages
+import AtollOCI
+import Foundation
+import GRPCCore
+
+/// The Images service: a thin adapter that decodes, calls the engine's ImageService off the
+/// async pool, and encodes.
+struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
+    let engine: Engine
+    var images: ImageService { engine.images }
+
+    func importRootfs(
+        request: RPCAsyncSequence<Atoll_Engine_V1_ImportRequest, any Error>, context: ServerContext
+    ) async throws -> Atoll_Engine_V1_ImportResponse {
+        var iterator = request.makeAsyncIterator()
+        guard let first = try await iterator.next(), case .header(let header)? = first.part else {
+            throw RPCError(code: .invalidArgument, message: "import: the first message must carry the header")
+        }
+        let platform = try header.platform.isEmpty ? nil : Platform(parsing: header.platform)
+        let images = self.images
+        let chunks = ChunkSequence(iterator: iterator) { message in
+            guard case .chunk(let data)? = message.part else {
+                throw RPCError(code: .invalidArgument, message: "import: only the first message may carry a header")
+            }
+            return data
+        }
+        let id = try await StreamBridge.feed(chunks) { fd in
+            try images.importRootfs(
+                from: fd, reference: header.reference, changes: header.changes, message: header.message,
+                platform: platform)
+        }
+        var response = Atoll_Engine_V1_ImportResponse()
+        response.imageID = id
+        return response
+    }
+
+    func load(request: RPCAsyncSequence<Atoll_Engine_V1_LoadRequest, any Error>, context: ServerContext) async throws
+        -> Atoll_Engine_V1_LoadResponse
+    {
+        let images = self.images
+        let chunks = ChunkSequence(iterator: request.makeAsyncIterator()) { message in
+            switch message.part {
+            case .chunk(let data)?: return data
+            default: return Data()
+            }
+        }
+        let loaded = try await StreamBridge.feed(chunks) { fd in try images.load(from: fd) }
+        var response = Atoll_Engine_V1_LoadResponse()
+        response.images = loaded.map { image in
+            var message = Atoll_Engine_V1_LoadedImage()
+            message.reference = image.reference
+            message.imageID = image.imageID
+            return message
+        }
+        return response
+    }
+
+    func save(
+        request: Atoll_Engine_V1_SaveRequest, response: RPCWriter<Atoll_Engine_V1_DataChunk>, context: ServerContext
+    ) async throws {
+        let images = self.images
+        let references = request.images
+        // Resolve first so that an unknown name fails before any byte is sent.
+        for reference in references { _ = try await BlockingWork.run { try images.resolve(reference) } }
+        try await StreamBridge.drain(produce: { fd in try images.save(references, to: fd) }) { data in
+            var chunk = Atoll_Engine_V1_DataChunk()
+            chunk.data = data
+            try await response.write(chunk)
+        }
+    }
+
+    func list(request: Atoll_Engine_V1_ListImagesRequest, context: ServerContext) async throws
+        -> Atoll_Engine_V1_ListImagesResponse
+    {
+        let images = self.images
+        let list = try await BlockingWork.run { try images.list(all: request.all, filters: request.filters) }
+        var response = Atoll_Engine_V1_ListImagesResponse()
+        response.images = list.map(Self.message(for:))
+        return response
+    }
+
+    func inspect(request: Atoll_Engine_V1_InspectImageRequest, context: ServerContext) async throws
+        -> Atoll_Engine_V1_InspectImageResponse
+    {
+        let images = self.images
+        let details = try await BlockingWork.run { try images.inspect(request.reference) }
+        var response = Atoll_Engine_V1_InspectImageResponse()
+        response.summary = Self.message(for: details.summary)
+        response.configJson = Data(details.configJSON)
+        response.manifestJson = Data(details.manifestJSON)
+        response.manifestMediaType = details.manifestMediaType
+        response.diffIds = details.diffIDs
+        response.storageDriver = engine.snapshotter.driverName
+        if !details.topChainID.isEmpty { response.storageData = ["TopLayer": details.topChainID] }
+        return response
+    }
+
+    func tag(request: Atoll_Engine_V1_TagImageRequest, context: ServerContext) async throws -> Atoll_Engine_V1_TagImageResponse {
+        let images = self.images
+        try await BlockingWork.run { try images.tag(source: request.source, target: request.target) }
+        return Atoll_Engine_V1_TagImageResponse()
+    }
+
+    func remove(request: Atoll_Engine_V1_RemoveImageRequest, context: ServerContext) async throws
+        -> Atoll_Engine_V1_RemoveImageResponse
+    {
+        let images = self.images
+        let result = try await BlockingWork.run { try images.remove(request.reference, force: request.force) }
+        var response = Atoll_Engine_V1_RemoveImageResponse()
+        response.untagged = result.untagged
+        response.deleted = result.deleted
+        return response
+    }
+
+    func prune(request: Atoll_Engine_V1_PruneImagesRequest, context: ServerContext) async throws
+        -> Atoll_Engine_V1_PruneImagesResponse
+    {
+        let images = self.images
+        let result = try await BlockingWork.run { try images.prune(all: request.all, filters: request.filters) }
+        var response = Atoll_Engine_V1_PruneImagesResponse()
+        response.untagged = result.untagged
+        response.deleted = result.deleted
+        response.spaceReclaimed = result.reclaimed
+        return response
+    }
+
+    static func message(for summary: AtollImages.ImageSummary) -> Atoll_Engine_V1_ImageSummary {
+        var message = Atoll_Engine_V1_ImageSummary()
+        message.id = summary.id
+        message.repoTags = summary.repoTags
+        message.repoDigests = summary.repoDigests
+        message.created = summary.created
+        message.size = summary.size
+        message.sharedSize = summary.sharedSize
+        message.containers = Int64(summary.containers)
+        message.labels = summary.labels
+        message.targetDigest = summary.targetDigest
+        return message
+    }
+}
+
+/// The data chunks of a request stream, as an AsyncSequence of Data.
+struct ChunkSequence<Base: AsyncIteratorProtocol & Sendable>: AsyncSequence, Sendable where Base.Element: Sendable {
+    typealias Element = Data
+    let iterator: Base
+    let extract: @Sendable (Base.Element) throws -> Data
+
+    init(iterator: Base, extract: @escaping @Sendable (Base.Element) throws -> Data) {
+        self.iterator = iterator
+        self.extract = extract
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base
+        let extract: @Sendable (Base.Element) throws -> Data
+        mutating func next() async throws -> Data? {
+            guard let element = try await base.next() else { return nil }
+            return try extract(element)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: iterator, extract: extract) }
+}

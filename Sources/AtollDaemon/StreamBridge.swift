@@ -1,0 +1,74 @@
+import AtollCore
+import Foundation
+import Glibc
+
+/// Joins gRPC streams (async) and the engine's blocking readers and writers through a pipe, so
+/// that archives flow through without being held in memory or spooled to disk.
+enum StreamBridge {
+    /// Feeds `chunks` into a pipe whose read end `consume` reads on a blocking thread. When
+    /// `consume` fails early, its error wins over the broken pipe the feeder then sees.
+    static func feed<Chunks: AsyncSequence & Sendable, T: Sendable>(
+        _ chunks: Chunks, consume: @escaping @Sendable (FileDescriptor) throws -> T
+    ) async throws -> T where Chunks.Element == Data {
+        let (readEnd, writeEnd) = try makePipe()
+        let consumer = Task { try await BlockingWork.run { defer { readEnd.close() }; return try consume(readEnd) } }
+        do {
+            for try await chunk in chunks {
+                try await BlockingWork.run { try chunk.withUnsafeBytes { try writeEnd.writeAll($0) } }
+            }
+            writeEnd.close()
+        } catch {
+            writeEnd.close()
+            if let consumerError = await consumerFailure(consumer) { throw consumerError }
+            consumer.cancel()
+            throw error
+        }
+        return try await consumer.value
+    }
+
+    /// Runs `produce` on a blocking thread writing into a pipe, and hands what it writes to
+    /// `send` in chunks of up to `chunkSize` bytes.
+    static func drain(
+        chunkSize: Int = 1 << 20, produce: @escaping @Sendable (FileDescriptor) throws -> Void,
+        send: (Data) async throws -> Void
+    ) async throws {
+        let (readEnd, writeEnd) = try makePipe()
+        let producer = Task { try await BlockingWork.run { defer { writeEnd.close() }; try produce(writeEnd) } }
+        do {
+            while true {
+                let chunk = try await BlockingWork.run { () -> Data in
+                    var data = Data(count: chunkSize)
+                    var filled = 0
+                    while filled < chunkSize {
+                        let n = try data.withUnsafeMutableBytes {
+                            try readEnd.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
+                        }
+                        if n == 0 { break }
+                        filled += n
+                    }
+                    data.count = filled
+                    return data
+                }
+                if chunk.isEmpty { break }
+                try await send(chunk)
+            }
+        } catch {
+            readEnd.close()
+            _ = try? await producer.value
+            throw error
+        }
+        readEnd.close()
+        try await producer.value
+    }
+
+    private static func consumerFailure<T>(_ task: Task<T, any Error>) async -> (any Error)? {
+        do { _ = try await task.value; return nil } catch { return error }
+    }
+
+    private static func makePipe() throws -> (FileDescriptor, FileDescriptor) {
+        var fds: [Int32] = [0, 0]
+        try Syscall.retrying("pipe2") { pipe2(&fds, O_CLOEXEC) }
+        _ = fcntl(fds[1], F_SETPIPE_SZ, 1 << 20)  // fewer wake-ups; best effort
+        return (FileDescriptor(owning: fds[0]), FileDescriptor(owning: fds[1]))
+    }
+}

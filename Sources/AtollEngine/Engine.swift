@@ -1,0 +1,159 @@
+import AtollCore
+import AtollImages
+import AtollOCI
+import AtollStorage
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// Where an engine keeps its state and which storage driver it uses.
+public struct EngineConfiguration: Sendable {
+    /// The root of all persistent state (default /var/lib/atoll).
+    public var root: String
+    /// "overlay" or "native"; nil picks overlay where it works, else native.
+    public var storageDriver: String?
+    /// Where runtime state and probes go (default /run/atoll).
+    public var runDirectory: String
+
+    public init(root: String, storageDriver: String?, runDirectory: String) {
+        self.root = root
+        self.storageDriver = storageDriver
+        self.runDirectory = runDirectory
+    }
+}
+
+/// One host's engine: the content store, the snapshotter, the images and (later) containers,
+/// volumes and networks, over one node-local database.
+public final class Engine: Sendable {
+    public let configuration: EngineConfiguration
+    public let database: DatabasePool
+    public let content: ContentStore
+    public let snapshotter: any Snapshotter
+    public let images: ImageService
+    public let host: HostFacts
+    private let runtimes = Mutex<[RuntimeStatus]?>(nil)
+    private let logger = Logger(label: "atoll.engine")
+
+    public static let storageDrivers = ["overlay", "native"]
+
+    public init(configuration: EngineConfiguration) throws {
+        self.configuration = configuration
+        let root = configuration.root
+        try Syscall.mkdirAll(root, mode: 0o711)
+        try Syscall.mkdirAll(configuration.runDirectory, mode: 0o711)
+        database = try EngineDatabase.open(path: "\(root)/engine.db") { migrator in
+            ImageService.registerMigrations(&migrator)
+        }
+        content = try ContentStore(root: "\(root)/content")
+        snapshotter = try Self.openSnapshotter(root: root, requested: configuration.storageDriver, logger: logger)
+        let removed = try snapshotter.cleanup()
+        if removed > 0 { logger.info("removed \(removed) snapshot directories left by an interrupted operation") }
+        images = ImageService(database: database, content: content, snapshotter: snapshotter)
+        host = HostFacts.read()
+        // Interrupted loads and imports leave active "extract-"/"import-" snapshots; nothing else
+        // owns active snapshots yet, so they are removed at start.
+        for snapshot in try snapshotter.list() where snapshot.kind == .active {
+            try? snapshotter.remove(snapshot.name)
+        }
+    }
+
+    private static func openSnapshotter(root: String, requested: String?, logger: Logger) throws -> any Snapshotter {
+        switch requested {
+        case "overlay": return try OverlaySnapshotter(root: "\(root)/snapshots/overlay")
+        case "native": return try NativeSnapshotter(root: "\(root)/snapshots/native")
+        case nil:
+            do {
+                return try OverlaySnapshotter(root: "\(root)/snapshots/overlay")
+            } catch {
+                logger.warning("overlay storage driver unavailable, using native: \(error)")
+                return try NativeSnapshotter(root: "\(root)/snapshots/native")
+            }
+        case let other?:
+            throw AtollError.invalidArgument(
+                "unknown storage driver \"\(other)\": want one of \(storageDrivers.joined(separator: ", "))")
+        }
+    }
+
+    /// The OCI runtimes on this host and whether each works; probed once, then remembered.
+    public func runtimeStatuses() -> [RuntimeStatus] {
+        if let known = runtimes.withLock({ $0 }) { return known }
+        let probed = RuntimeProbe.probeAll(workDirectory: configuration.runDirectory)
+        runtimes.withLock { $0 = probed }
+        return probed
+    }
+
+    /// The runtime containers use by default: crun where it works, else runc.
+    public func defaultRuntime() -> String {
+        let statuses = runtimeStatuses()
+        return statuses.first { $0.works }?.name ?? statuses.first?.name ?? "runc"
+    }
+
+    /// Counts for `atoll info`.
+    public func counts() throws -> (images: Int, blobs: Int, snapshots: Int) {
+        let images = try database.read { db in try ImageRecord.fetchCount(db) }
+        return (images, try content.list().count, try snapshotter.list().count)
+    }
+
+    /// Facts about the storage driver, for `atoll info` and `image inspect`.
+    public func storageStatus() -> [(String, String)] {
+        var facts: [(String, String)] = [("Root", "\(configuration.root)/snapshots/\(snapshotter.driverName)")]
+        let fileSystem = FileSystemFacts.read(configuration.root)
+        facts.append(("Backing Filesystem", fileSystem.type))
+        facts.append(("Supports d_type", fileSystem.supportsDType ? "true" : "false"))
+        return facts
+    }
+
+    /// `system df`: rows for images, containers, local volumes and build cache.
+    public func diskUsage() throws -> [DiskUsageRow] {
+        let images = try self.images.list(all: true)
+        let chainsInUse = try database.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT chain_id FROM image_layers")
+        }
+        var imageBytes: Int64 = 0
+        for chain in chainsInUse { imageBytes += (try? snapshotter.usage(chain).size) ?? 0 }
+        let active = images.filter { $0.containers > 0 }
+        let activeBytes = active.reduce(Int64(0)) { $0 + $1.size }
+        return [
+            DiskUsageRow(type: "Images", total: images.count, active: active.count, size: imageBytes,
+                         reclaimable: max(0, imageBytes - activeBytes)),
+            DiskUsageRow(type: "Containers", total: 0, active: 0, size: 0, reclaimable: 0),
+            DiskUsageRow(type: "Local Volumes", total: 0, active: 0, size: 0, reclaimable: 0),
+            DiskUsageRow(type: "Build Cache", total: 0, active: 0, size: 0, reclaimable: 0),
+        ]
+    }
+}
+
+/// One line of `system df`.
+public struct DiskUsageRow: Sendable {
+    public var type: String
+    public var total: Int
+    public var active: Int
+    public var size: Int64
+    public var reclaimable: Int64
+}
+
+/// The file system under a path: its type name and whether readdir reports file types.
+struct FileSystemFacts {
+    var type: String
+    var supportsDType: Bool
+
+    static func read(_ path: String) -> FileSystemFacts {
+        var buffer = statfs()
+        let names: [Int: String] = [
+            0xEF53: "extfs", 0x5846_5342: "xfs", 0x9123_683E: "btrfs", 0x0102_1994: "tmpfs",
+            0x794C_7630: "overlayfs", 0x6573_5546: "fuse", 0x2FC1_2FC1: "zfs",
+        ]
+        let type = statfs(path, &buffer) == 0 ? names[Int(buffer.f_type)] ?? String(format: "0x%x", Int(buffer.f_type)) : "unknown"
+        return FileSystemFacts(type: type, supportsDType: supportsDType(path))
+    }
+
+    private static func supportsDType(_ path: String) -> Bool {
+        guard let directory = opendir(path) else { return false }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            if Int32(entry.pointee.d_type) == Int32(DT_UNKNOWN) { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,82 @@
+import AtollCore
+import Foundation
+import Glibc
+
+/// An OCI runtime on this host and whether it really runs a container here.
+public struct RuntimeStatus: Sendable {
+    public var name: String
+    public var path: String
+    public var version: String
+    public var works: Bool
+    public var problem: String
+}
+
+/// Finds crun and runc and checks each by running a real (tiny) container: a version string says
+/// nothing about whether the runtime copes with this host's cgroup layout (crun 1.8 refuses hybrid
+/// cgroups while hugetlb sits on the v2 hierarchy; runc does not).
+public enum RuntimeProbe {
+    public static let candidates = ["crun", "runc"]
+
+    /// Probes every installed candidate. `workDirectory` is where the probe bundles go.
+    public static func probeAll(workDirectory: String) -> [RuntimeStatus] {
+        candidates.compactMap { name in
+            guard let path = Subprocess.which(name) else { return nil }
+            return probe(name: name, path: path, workDirectory: workDirectory)
+        }
+    }
+
+    static func probe(name: String, path: String, workDirectory: String) -> RuntimeStatus {
+        var status = RuntimeStatus(name: name, path: path, version: "", works: false, problem: "")
+        if let result = try? Subprocess.run(path, ["--version"]) {
+            status.version = result.stdout.split(separator: "\n").first.map {
+                String($0).replacingOccurrences(of: "\(name) version ", with: "")
+            } ?? ""
+        }
+        guard let probeBinary = staticProbeBinary() else {
+            status.problem = "not checked: no static binary (busybox-static or catatonit) to run in a probe container"
+            return status
+        }
+        let id = "atoll-probe-\(name)-\(getpid())"
+        let bundle = "\(workDirectory)/\(id)"
+        defer {
+            _ = try? Subprocess.run(path, ["delete", "--force", id])
+            try? FileSystem.removeTree(bundle)
+        }
+        do {
+            try Syscall.mkdirAll("\(bundle)/rootfs")
+            let data = try Data(contentsOf: URL(fileURLWithPath: probeBinary.path))
+            try data.write(to: URL(fileURLWithPath: "\(bundle)/rootfs/probe"))
+            chmod("\(bundle)/rootfs/probe", 0o755)
+            try FileSystem.writeFileAtomically("\(bundle)/config.json", Array(probeSpec(args: probeBinary.args).utf8))
+            let result = try Subprocess.run(path, ["run", "--bundle", bundle, id])
+            if result.succeeded {
+                status.works = true
+            } else {
+                let words = (result.stderr + result.stdout).split(separator: "\n").last.map(String.init)
+                status.problem = words ?? "exit status \(result.status)"
+            }
+        } catch {
+            status.problem = "probe failed: \(error)"
+        }
+        return status
+    }
+
+    private static func staticProbeBinary() -> (path: String, args: [String])? {
+        if FileSystem.exists("/bin/busybox") { return ("/bin/busybox", ["/probe", "true"]) }
+        if let catatonit = Subprocess.which("catatonit") { return (catatonit, ["/probe", "--version"]) }
+        return nil
+    }
+
+    /// The smallest spec that still exercises namespaces and cgroups the way containers will.
+    private static func probeSpec(args: [String]) -> String {
+        let argv = args.map { "\"\($0)\"" }.joined(separator: ",")
+        return """
+            {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":[\(argv)],
+            "env":["PATH=/"],"cwd":"/","noNewPrivileges":true},
+            "root":{"path":"rootfs","readonly":true},"hostname":"probe",
+            "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
+            "linux":{"namespaces":[{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"network"}],
+            "resources":{"pids":{"limit":16}}}}
+            """
+    }
+}

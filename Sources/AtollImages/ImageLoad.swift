@@ -1,0 +1,198 @@
+import AtollCore
+import AtollOCI
+import AtollStorage
+import Foundation
+
+/// An image `load` stored: the name the archive gave it (familiar form, may be empty) and its ID.
+public struct LoadedImage: Sendable, Equatable {
+    public var reference: String
+    public var imageID: String
+}
+
+extension ImageService {
+    /// `docker load`: reads a docker-save archive (legacy or OCI-style) or an OCI image layout, as
+    /// a tar stream (plain, gzip or zstd), stores every image in it and unpacks their layers.
+    /// Blobs stream straight into the content store as the archive is read; every digest is
+    /// verified before anything is recorded.
+    public func load(from source: FileDescriptor) throws -> [LoadedImage] {
+        let loaded = try contentLock.withReadLock {
+            let archive = try ArchiveContents.read(from: source, into: content)
+            if let index = archive.metadata["index.json"] {
+                return try loadOCILayout(index: index, archive: archive)
+            }
+            if let manifest = archive.metadata["manifest.json"] {
+                return try loadDockerArchive(manifest: manifest, archive: archive)
+            }
+            throw AtollError.invalidArgument(
+                "the archive holds neither manifest.json nor index.json: it is not a docker-save archive or an OCI image layout")
+        }
+        try collectGarbage()  // blobs in the archive that no image uses
+        return loaded
+    }
+
+    private func loadOCILayout(index indexBytes: [UInt8], archive: ArchiveContents) throws -> [LoadedImage] {
+        guard case .index(let index) = try ManifestDocument.parse(data: indexBytes, declaredMediaType: nil) else {
+            throw AtollError.invalidArgument("index.json in the archive is not an image index")
+        }
+        var loaded: [LoadedImage] = []
+        for descriptor in index.manifests {
+            let name = Self.name(fromAnnotations: descriptor.annotations ?? [:])
+            let (manifestDescriptor, manifest, manifestBytes) = try resolveManifest(descriptor, archive: archive)
+            let config = try readConfig(manifest.config.digest)
+            let record = try store(
+                manifestDigest: manifestDescriptor.digest, manifestMediaType: manifestDescriptor.mediaType,
+                manifestSize: Int64(manifestBytes.count), manifest: manifest, config: config,
+                names: name.map { [$0.normalized] } ?? [])
+            loaded.append(LoadedImage(reference: name?.familiar ?? "", imageID: record.id))
+        }
+        return loaded
+    }
+
+    /// Follows an index entry down to the manifest for this host's platform.
+    private func resolveManifest(_ descriptor: Descriptor, archive: ArchiveContents) throws -> (Descriptor, ImageManifest, [UInt8]) {
+        var current = descriptor
+        for _ in 0..<4 {
+            guard content.contains(current.digest) else {
+                throw AtollError.invalidArgument("the archive lacks blob \(current.digest) (\(current.mediaType))")
+            }
+            let bytes = try content.read(current.digest, limit: MediaType.manifestSizeLimit)
+            switch try ManifestDocument.parse(data: bytes, declaredMediaType: current.mediaType) {
+            case .manifest(let manifest): return (current, manifest, bytes)
+            case .index(let nested): current = try nested.select(platform: platform)
+            }
+        }
+        throw AtollError.invalidArgument("image indexes in the archive nest too deeply")
+    }
+
+    private func loadDockerArchive(manifest manifestBytes: [UInt8], archive: ArchiveContents) throws -> [LoadedImage] {
+        let entries: [DockerArchiveManifestEntry]
+        do {
+            entries = try JSONDecoder().decode([DockerArchiveManifestEntry].self, from: Data(manifestBytes))
+        } catch {
+            throw AtollError.invalidArgument("manifest.json in the archive is malformed", cause: error)
+        }
+        var loaded: [LoadedImage] = []
+        for entry in entries {
+            let (configDigest, configSize) = try archive.blob(at: entry.config)
+            let config = try readConfig(configDigest)
+            var layers: [Descriptor] = []
+            for path in entry.layers {
+                let (digest, size) = try archive.blob(at: path)
+                layers.append(Descriptor(mediaType: MediaType.layer(try compression(of: digest)), digest: digest, size: size))
+            }
+            // Docker archives carry no manifest: write the OCI manifest Docker would push.
+            let manifest = ImageManifest(
+                mediaType: MediaType.ociManifest,
+                config: Descriptor(mediaType: MediaType.ociConfig, digest: configDigest, size: configSize),
+                layers: layers)
+            let bytes = try manifest.canonicalJSON()
+            let (manifestDigest, manifestSize) = try storeJSON(bytes)
+            let names = try (entry.repoTags ?? []).map { tag in
+                do { return try ImageReference(parsing: tag) } catch {
+                    throw AtollError(.invalidArgument, "manifest.json in the archive names an invalid tag \"\(tag)\"", cause: error)
+                }
+            }
+            let record = try store(
+                manifestDigest: manifestDigest, manifestMediaType: MediaType.ociManifest, manifestSize: manifestSize,
+                manifest: manifest, config: config, names: names.map(\.normalized))
+            if names.isEmpty { loaded.append(LoadedImage(reference: "", imageID: record.id)) }
+            for name in names { loaded.append(LoadedImage(reference: name.familiar, imageID: record.id)) }
+        }
+        return loaded
+    }
+
+    func readConfig(_ digest: Digest) throws -> ImageConfig {
+        let bytes = try content.read(digest, limit: MediaType.manifestSizeLimit)
+        do {
+            return try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))
+        } catch {
+            throw AtollError(.invalidArgument, "image config \(digest) is malformed", cause: error)
+        }
+    }
+
+    private func compression(of digest: Digest) throws -> LayerCompression {
+        let fd = try content.open(digest)
+        var magic = [UInt8](repeating: 0, count: 4)
+        let n = try magic.withUnsafeMutableBytes { try fd.read(into: $0) }
+        return LayerCompression.detect(Array(magic.prefix(n)))
+    }
+
+    /// The image name an OCI layout's annotations give, if they give a full one.
+    static func name(fromAnnotations annotations: [String: String]) -> ImageReference? {
+        for key in [OCIImageLayout.containerdImageNameAnnotation, OCIImageLayout.refNameAnnotation] {
+            if let value = annotations[key], value.contains(":") || value.contains("/"),
+                let reference = try? ImageReference(parsing: value), reference.digest == nil
+            {
+                return reference
+            }
+        }
+        return nil
+    }
+}
+
+/// What reading an image archive left behind: blobs by archive path (in the content store) and
+/// the small metadata files in memory.
+struct ArchiveContents {
+    var blobs: [String: (Digest, Int64)] = [:]
+    var links: [String: String] = [:]
+    var metadata: [String: [UInt8]] = [:]
+
+    static let metadataFiles: Set<String> = ["manifest.json", "index.json", "oci-layout", "repositories"]
+
+    /// Streams the archive: metadata files into memory, everything else into the content store
+    /// (blobs/sha256/<hex> verified against their names as they are written).
+    static func read(from source: FileDescriptor, into content: ContentStore) throws -> ArchiveContents {
+        let reader = try ArchiveFileReader(reading: source)
+        var result = ArchiveContents()
+        while let entry = try reader.next() {
+            switch entry.type {
+            case .symlink(let target):
+                let directory = entry.path.split(separator: "/").dropLast().joined(separator: "/")
+                result.links[entry.path] = ArchiveFileReader.clean(target, relativeTo: directory)
+            case .hardlink(let target):
+                result.links[entry.path] = target
+            case .file:
+                if metadataFiles.contains(entry.path) {
+                    result.metadata[entry.path] = try reader.readAll(limit: MediaType.manifestSizeLimit, name: entry.path)
+                    continue
+                }
+                let last = entry.path.split(separator: "/").last ?? ""
+                if last == "VERSION" || (last == "json" && entry.path.contains("/")) { continue }  // legacy v1 metadata
+                let parts = entry.path.split(separator: "/")
+                if parts.count == 3, parts[0] == "blobs", parts[1] == "sha256" {
+                    let digest: Digest
+                    do { digest = try Digest(hex: String(parts[2])) } catch {
+                        throw AtollError.invalidArgument("the archive holds a blob with an invalid name \"\(entry.path)\"")
+                    }
+                    let stored = try content.ingest(expected: digest, expectedSize: entry.size) { writer in
+                        try reader.readData { try writer.write($0) }
+                    }
+                    result.blobs[entry.path] = stored
+                } else {
+                    let writer = try content.writer(expected: nil, expectedSize: entry.size)
+                    do {
+                        try reader.readData { try writer.write($0) }
+                        result.blobs[entry.path] = try writer.commit()
+                    } catch {
+                        writer.abort()
+                        throw error
+                    }
+                }
+            case .directory, .other:
+                continue
+            }
+        }
+        return result
+    }
+
+    /// The blob stored for an archive path, following links inside the archive.
+    func blob(at path: String) throws -> (Digest, Int64) {
+        var current = ArchiveFileReader.clean(path)
+        for _ in 0..<16 {
+            if let blob = blobs[current] { return blob }
+            guard let next = links[current] else { break }
+            current = next
+        }
+        throw AtollError.invalidArgument("the archive's manifest.json names \"\(path)\", which the archive does not hold")
+    }
+}
