@@ -18,7 +18,9 @@ extension ImageService {
         for change in changes { try ConfigChange.apply(change, to: &runConfig) }
         let target = platform ?? self.platform
 
-        return try contentLock.withReadLock {
+        var succeeded = false
+        defer { if !succeeded { _ = try? collectGarbage() } }  // the ingested tarball, if it failed
+        let id = try contentLock.withReadLock {
             let (layerDigest, layerSize, compression) = try ingestLayer(from: source)
             let key = "import-\(Identifier.random().prefix(12))"
             let mounts = try snapshotter.prepare(key, parent: nil, labels: [:])
@@ -58,6 +60,8 @@ extension ImageService {
                 manifest: manifest, config: config, names: name.map { [$0.normalized] } ?? [])
             return record.id
         }
+        succeeded = true
+        return id
     }
 
     /// Copies a layer stream into the content store, noting its compression from its first bytes.

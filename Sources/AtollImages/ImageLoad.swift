@@ -15,7 +15,9 @@ extension ImageService {
     /// Blobs stream straight into the content store as the archive is read; every digest is
     /// verified before anything is recorded.
     public func load(from source: FileDescriptor) throws -> [LoadedImage] {
-        let loaded = try contentLock.withReadLock {
+        // Whatever happens, blobs the archive brought that no image uses are collected after.
+        defer { _ = try? collectGarbage() }
+        return try contentLock.withReadLock {
             let archive = try ArchiveContents.read(from: source, into: content)
             if let index = archive.metadata["index.json"] {
                 return try loadOCILayout(index: index, archive: archive)
@@ -26,8 +28,6 @@ extension ImageService {
             throw AtollError.invalidArgument(
                 "the archive holds neither manifest.json nor index.json: it is not a docker-save archive or an OCI image layout")
         }
-        try collectGarbage()  // blobs in the archive that no image uses
-        return loaded
     }
 
     private func loadOCILayout(index indexBytes: [UInt8], archive: ArchiveContents) throws -> [LoadedImage] {
