@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+/// Untrusted layers through the whole daemon: every escape attempt fails with a specific error,
+/// the canary outside the root stays untouched, and no blob, snapshot or mount is left behind.
+@Suite(.serialized) struct HostileLayerTests {
+    /// Python code that adds entries to `tar` (a tarfile opened for writing).
+    static let cases: [(name: String, entries: String)] = [
+        ("dot-dot climbing out", "add(tar, '../../../../../../tmp/CANARY', b'pwned')"),
+        ("a symlink parent", "link(tar, 'escape', '/tmp'); add(tar, 'escape/CANARY', b'pwned')"),
+        ("a relative symlink parent", "link(tar, 'up', '../../../../../../../../tmp'); add(tar, 'up/CANARY', b'pwned')"),
+        ("a hardlink to outside", "hard(tar, 'stolen', '../../../../../../tmp/CANARY')"),
+        ("a bare whiteout", "add(tar, 'dir/.wh.', b'')"),
+        ("a whiteout climbing out", "add(tar, '.wh...', b'')"),
+    ]
+
+    @Test(arguments: cases.map(\.name))
+    func anEscapingLayerIsRejectedAndLeavesNothing(_ name: String) throws {
+        let entries = try #require(Self.cases.first { $0.name == name }?.entries)
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        let canaryDirectory = "\(daemon.directory)/outside"
+        let canary = "\(canaryDirectory)/CANARY"
+        try FileManager.default.createDirectory(atPath: canaryDirectory, withIntermediateDirectories: true)
+        try "canary".write(toFile: canary, atomically: true, encoding: .utf8)
+        let tarball = "\(daemon.directory)/hostile.tar"
+        // Paths in the cases point at /tmp/CANARY; aim them at this test's own canary directory.
+        let aimed = entries.replacingOccurrences(of: "/tmp", with: canaryDirectory)
+            .replacingOccurrences(of: "tmp/CANARY", with: String(canary.dropFirst()))
+        let script = """
+            import io, tarfile
+            def add(tar, name, data):
+                info = tarfile.TarInfo(name); info.size = len(data); tar.addfile(info, io.BytesIO(data))
+            def link(tar, name, target):
+                info = tarfile.TarInfo(name); info.type = tarfile.SYMTYPE; info.linkname = target; tar.addfile(info)
+            def hard(tar, name, target):
+                info = tarfile.TarInfo(name); info.type = tarfile.LNKTYPE; info.linkname = target; tar.addfile(info)
+            with tarfile.open('\(tarball)', 'w', format=tarfile.PAX_FORMAT) as tar:
+                add(tar, 'ok.txt', b'fine')
+                \(aimed)
+            """
+        try script.write(toFile: "\(daemon.directory)/make.py", atomically: true, encoding: .utf8)
+        try #require(DaemonFixture.shell("python3 \(daemon.directory)/make.py").status == 0)
+
+        let result = daemon.atoll(["import", tarball, "hostile:\(name.split(separator: " ").joined(separator: "-"))"])
+        #expect(result.status == 1, "the import must fail: \(result.stdout)")
+        #expect(result.stderr.hasPrefix("Error: cannot import the tarball"), "\(result.stderr)")
+        #expect(try String(contentsOfFile: canary, encoding: .utf8) == "canary")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: canaryDirectory) == ["CANARY"])
+        #expect(daemon.atoll(["images", "-q"]).stdout.isEmpty)
+        #expect(daemon.blobs().isEmpty, "the tarball's blob is collected")
+        #expect(daemon.snapshotDirectories().isEmpty, "the half-applied snapshot is removed")
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(!mounts.contains(daemon.directory))
+    }
+
+    @Test func aDecompressionBombStopsAtTheLimitNotTheDisk() throws {
+        // Covered at the layer level with a small limit (AtollStorageTests); here: the daemon keeps
+        // serving after a layer that is not a tar at all.
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try #require(DaemonFixture.shell("head -c 3000000 /dev/zero | gzip > \(daemon.directory)/zeros.gz").status == 0)
+        let result = daemon.atoll(["import", "\(daemon.directory)/zeros.gz", "zeros"])
+        #expect(result.status == 1)
+        #expect(daemon.blobs().isEmpty)
+        #expect(daemon.snapshotDirectories().isEmpty)
+        #expect(daemon.atoll(["version"]).status == 0)
+    }
+}
