@@ -45,8 +45,8 @@ public enum RuntimeProbe {
         do {
             try Syscall.mkdirAll("\(bundle)/rootfs")
             let data = try Data(contentsOf: URL(fileURLWithPath: probeBinary.path))
-            try data.write(to: URL(fileURLWithPath: "\(bundle)/rootfs/probe"))
-            chmod("\(bundle)/rootfs/probe", 0o755)
+            try data.write(to: URL(fileURLWithPath: "\(bundle)/rootfs\(probeBinary.args[0])"))
+            chmod("\(bundle)/rootfs\(probeBinary.args[0])", 0o755)
             try FileSystem.writeFileAtomically("\(bundle)/config.json", Array(probeSpec(args: probeBinary.args).utf8))
             let result = try Subprocess.run(path, ["run", "--bundle", bundle, id])
             if result.succeeded {
@@ -62,8 +62,9 @@ public enum RuntimeProbe {
     }
 
     private static func staticProbeBinary() -> (path: String, args: [String])? {
-        if FileSystem.exists("/bin/busybox") { return ("/bin/busybox", ["/probe", "true"]) }
-        if let catatonit = Subprocess.which("catatonit") { return (catatonit, ["/probe", "--version"]) }
+        // busybox picks its applet from argv[0], so the copy is named after the applet.
+        if FileSystem.exists("/bin/busybox") { return ("/bin/busybox", ["/true"]) }
+        if let catatonit = Subprocess.which("catatonit") { return (catatonit, ["/catatonit", "--version"]) }
         return nil
     }
 
