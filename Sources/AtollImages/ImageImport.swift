@@ -14,8 +14,7 @@ extension ImageService {
         if let name, name.digest != nil {
             throw AtollError.invalidArgument("cannot import as \"\(reference ?? "")\": a digest cannot be a tag")
         }
-        var runConfig = ImageConfig.Config()
-        for change in changes { try ConfigChange.apply(change, to: &runConfig) }
+        let runConfig = try ConfigChange.apply(changes, to: ImageConfig.Config())
         let target = platform ?? self.platform
 
         var succeeded = false
@@ -38,21 +37,18 @@ extension ImageService {
             }
 
             let now = ISO8601DateFormatter().string(from: Date())
-            var config = ImageConfig(
-                architecture: target.architecture, os: target.os,
-                rootfs: ImageConfig.RootFS(type: "layers", diffIDs: [applied.diffID]))
-            config.created = now
-            config.variant = target.variant
-            config.config = runConfig
-            config.history = [
-                ImageConfig.History(created: now, createdBy: "atoll import", comment: message.isEmpty ? nil : message)
-            ]
+            let config = ImageConfig(
+                created: now, architecture: target.architecture, os: target.os, variant: target.variant,
+                config: runConfig, rootfs: ImageConfig.RootFS(diffIDs: [applied.diffID]),
+                history: [
+                    ImageConfig.History(created: now, createdBy: "atoll import", comment: message.isEmpty ? nil : message)
+                ])
             let configBytes = try config.canonicalJSON()
             let (configDigest, configSize) = try storeJSON(configBytes)
             let manifest = ImageManifest(
                 mediaType: MediaType.ociManifest,
                 config: Descriptor(mediaType: MediaType.ociConfig, digest: configDigest, size: configSize),
-                layers: [Descriptor(mediaType: MediaType.layer(compression), digest: layerDigest, size: layerSize)])
+                layers: [Descriptor(mediaType: MediaType.ociLayer(compression: compression), digest: layerDigest, size: layerSize)])
             let manifestBytes = try manifest.canonicalJSON()
             let (manifestDigest, manifestSize) = try storeJSON(manifestBytes)
             let record = try store(

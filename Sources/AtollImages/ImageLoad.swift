@@ -55,7 +55,7 @@ extension ImageService {
             guard content.contains(current.digest) else {
                 throw AtollError.invalidArgument("the archive lacks blob \(current.digest) (\(current.mediaType))")
             }
-            let bytes = try content.read(current.digest, limit: MediaType.manifestSizeLimit)
+            let bytes = try content.read(current.digest, limit: ManifestDocument.maximumSize)
             switch try ManifestDocument.parse(data: bytes, declaredMediaType: current.mediaType) {
             case .manifest(let manifest): return (current, manifest, bytes)
             case .index(let nested): current = try nested.select(platform: platform)
@@ -67,7 +67,7 @@ extension ImageService {
     private func loadDockerArchive(manifest manifestBytes: [UInt8], archive: ArchiveContents) throws -> [LoadedImage] {
         let entries: [DockerArchiveManifestEntry]
         do {
-            entries = try JSONDecoder().decode([DockerArchiveManifestEntry].self, from: Data(manifestBytes))
+            entries = try DockerArchiveManifestEntry.parseList(data: manifestBytes)
         } catch {
             throw AtollError.invalidArgument("manifest.json in the archive is malformed", cause: error)
         }
@@ -78,7 +78,7 @@ extension ImageService {
             var layers: [Descriptor] = []
             for path in entry.layers {
                 let (digest, size) = try archive.blob(at: path)
-                layers.append(Descriptor(mediaType: MediaType.layer(try compression(of: digest)), digest: digest, size: size))
+                layers.append(Descriptor(mediaType: MediaType.ociLayer(compression: try compression(of: digest)), digest: digest, size: size))
             }
             // Docker archives carry no manifest: write the OCI manifest Docker would push.
             let manifest = ImageManifest(
@@ -102,9 +102,9 @@ extension ImageService {
     }
 
     func readConfig(_ digest: Digest) throws -> ImageConfig {
-        let bytes = try content.read(digest, limit: MediaType.manifestSizeLimit)
+        let bytes = try content.read(digest, limit: ManifestDocument.maximumSize)
         do {
-            return try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))
+            return try ImageConfig.parse(data: bytes)
         } catch {
             throw AtollError(.invalidArgument, "image config \(digest) is malformed", cause: error)
         }
@@ -119,7 +119,7 @@ extension ImageService {
 
     /// The image name an OCI layout's annotations give, if they give a full one.
     static func name(fromAnnotations annotations: [String: String]) -> ImageReference? {
-        for key in [OCIImageLayout.containerdImageNameAnnotation, OCIImageLayout.refNameAnnotation] {
+        for key in [Annotation.containerdImageName, Annotation.refName] {
             if let value = annotations[key], value.contains(":") || value.contains("/"),
                 let reference = try? ImageReference(parsing: value), reference.digest == nil
             {
@@ -153,7 +153,7 @@ struct ArchiveContents {
                 result.links[entry.path] = target
             case .file:
                 if metadataFiles.contains(entry.path) {
-                    result.metadata[entry.path] = try reader.readAll(limit: MediaType.manifestSizeLimit, name: entry.path)
+                    result.metadata[entry.path] = try reader.readAll(limit: ManifestDocument.maximumSize, name: entry.path)
                     continue
                 }
                 let last = entry.path.split(separator: "/").last ?? ""

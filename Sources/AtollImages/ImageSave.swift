@@ -53,8 +53,8 @@ extension ImageService {
             for name in entry.names {
                 var named = descriptor
                 named.annotations = [
-                    OCIImageLayout.containerdImageNameAnnotation: name.normalized,
-                    OCIImageLayout.refNameAnnotation: name.tag ?? "latest",
+                    Annotation.containerdImageName: name.normalized,
+                    Annotation.refName: name.tag ?? "latest",
                 ]
                 indexEntries.append(named)
             }
@@ -67,9 +67,7 @@ extension ImageService {
         let index = ImageIndex(mediaType: MediaType.ociIndex, manifests: indexEntries)
         try writer.addFile("index.json", bytes: try index.canonicalJSON())
         try writer.addFile("oci-layout", bytes: Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        try writer.addFile("manifest.json", bytes: Array(try encoder.encode(dockerEntries)))
+        try writer.addFile("manifest.json", bytes: try DockerArchiveManifestEntry.encodeList(dockerEntries))
         try writer.finish()
     }
 }

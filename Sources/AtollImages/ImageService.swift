@@ -78,11 +78,11 @@ public final class ImageService: Sendable {
 
     /// The manifest and config of an image, read back from the content store (verified).
     public func manifestAndConfig(of image: ImageRecord) throws -> (ImageManifest, ImageConfig, [UInt8], [UInt8]) {
-        let manifestBytes = try content.read(try Digest(parsing: image.manifestDigest), limit: MediaType.manifestSizeLimit)
+        let manifestBytes = try content.read(try Digest(parsing: image.manifestDigest), limit: ManifestDocument.maximumSize)
         guard case .manifest(let manifest) = try ManifestDocument.parse(data: manifestBytes, declaredMediaType: image.manifestMediaType)
         else { throw AtollError.dataLoss("image \(image.id) points at an index, not a manifest") }
-        let configBytes = try content.read(manifest.config.digest, limit: MediaType.manifestSizeLimit)
-        let config = try JSONDecoder().decode(ImageConfig.self, from: Data(configBytes))
+        let configBytes = try content.read(manifest.config.digest, limit: ManifestDocument.maximumSize)
+        let config = try ImageConfig.parse(data: configBytes)
         return (manifest, config, manifestBytes, configBytes)
     }
 
