@@ -33,4 +33,6 @@ int atoll_lchownat(int dirfd, const char *path, uid_t uid, gid_t gid);
 /// The errno of the calling thread (Swift cannot read the macro reliably).
 int atoll_errno(void);
 
+#include "atoll_mount.h"
+
 #endif
