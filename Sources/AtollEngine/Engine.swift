@@ -98,9 +98,10 @@ public final class Engine: Sendable {
     /// Facts about the storage driver, for `atoll info` and `image inspect`.
     public func storageStatus() -> [(String, String)] {
         var facts: [(String, String)] = [("Root", "\(configuration.root)/snapshots/\(snapshotter.driverName)")]
-        let fileSystem = FileSystemFacts.read(configuration.root)
-        facts.append(("Backing Filesystem", fileSystem.type))
-        facts.append(("Supports d_type", fileSystem.supportsDType ? "true" : "false"))
+        if let fileSystem = try? BackingFileSystem.probe(configuration.root) {
+            facts.append(("Backing Filesystem", fileSystem.type))
+            facts.append(("Supports d_type", fileSystem.supportsDType ? "true" : "false"))
+        }
         return facts
     }
 
@@ -131,29 +132,4 @@ public struct DiskUsageRow: Sendable {
     public var active: Int
     public var size: Int64
     public var reclaimable: Int64
-}
-
-/// The file system under a path: its type name and whether readdir reports file types.
-struct FileSystemFacts {
-    var type: String
-    var supportsDType: Bool
-
-    static func read(_ path: String) -> FileSystemFacts {
-        var buffer = statfs()
-        let names: [Int: String] = [
-            0xEF53: "extfs", 0x5846_5342: "xfs", 0x9123_683E: "btrfs", 0x0102_1994: "tmpfs",
-            0x794C_7630: "overlayfs", 0x6573_5546: "fuse", 0x2FC1_2FC1: "zfs",
-        ]
-        let type = statfs(path, &buffer) == 0 ? names[Int(buffer.f_type)] ?? String(format: "0x%x", Int(buffer.f_type)) : "unknown"
-        return FileSystemFacts(type: type, supportsDType: supportsDType(path))
-    }
-
-    private static func supportsDType(_ path: String) -> Bool {
-        guard let directory = opendir(path) else { return false }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            if Int32(entry.pointee.d_type) == Int32(DT_UNKNOWN) { return false }
-        }
-        return true
-    }
 }

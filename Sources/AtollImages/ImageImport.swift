@@ -77,7 +77,7 @@ extension ImageService {
             writer.abort()
             throw AtollError.invalidArgument("cannot import: the tarball is empty")
         }
-        let (digest, size) = try writer.commit()
-        return (digest, size, compression)
+        let stored = try writer.commit()
+        return (stored.digest, stored.size, compression)
     }
 }

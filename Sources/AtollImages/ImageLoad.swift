@@ -167,12 +167,13 @@ struct ArchiveContents {
                     let stored = try content.ingest(expected: digest, expectedSize: entry.size) { writer in
                         try reader.readData { try writer.write($0) }
                     }
-                    result.blobs[entry.path] = stored
+                    result.blobs[entry.path] = (stored.digest, stored.size)
                 } else {
                     let writer = try content.writer(expected: nil, expectedSize: entry.size)
                     do {
                         try reader.readData { try writer.write($0) }
-                        result.blobs[entry.path] = try writer.commit()
+                        let stored = try writer.commit()
+                        result.blobs[entry.path] = (stored.digest, stored.size)
                     } catch {
                         writer.abort()
                         throw error

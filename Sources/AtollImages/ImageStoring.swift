@@ -74,6 +74,7 @@ extension ImageService {
 
     /// Writes a value as canonical JSON into the content store; returns its descriptor parts.
     func storeJSON(_ bytes: [UInt8]) throws -> (Digest, Int64) {
-        try content.ingest(bytes: bytes, expected: nil)
+        let stored = try content.ingest(bytes: bytes, expected: nil)
+        return (stored.digest, stored.size)
     }
 }
