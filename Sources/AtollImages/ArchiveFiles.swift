@@ -47,9 +47,9 @@ final class ArchiveFileReader {
         }
         let type: EntryType
         switch archive_entry_filetype(entry) {
-        case UInt32(S_IFREG): type = .file
-        case UInt32(S_IFDIR): type = .directory
-        case UInt32(S_IFLNK): type = .symlink(archive_entry_symlink(entry).map { String(cString: $0) } ?? "")
+        case UInt32(Glibc.S_IFREG): type = .file
+        case UInt32(Glibc.S_IFDIR): type = .directory
+        case UInt32(Glibc.S_IFLNK): type = .symlink(archive_entry_symlink(entry).map { String(cString: $0) } ?? "")
         default: type = .other
         }
         return Entry(path: path, type: type, size: size)
@@ -123,17 +123,17 @@ final class ArchiveFileWriter {
     }
 
     func addDirectory(_ path: String) throws {
-        try writeHeader(path: path, type: S_IFDIR, mode: 0o755, size: 0)
+        try writeHeader(path: path, type: UInt32(Glibc.S_IFDIR), mode: 0o755, size: 0)
     }
 
     func addFile(_ path: String, bytes: [UInt8]) throws {
-        try writeHeader(path: path, type: S_IFREG, mode: 0o644, size: Int64(bytes.count))
+        try writeHeader(path: path, type: UInt32(Glibc.S_IFREG), mode: 0o644, size: Int64(bytes.count))
         try bytes.withUnsafeBytes { try writeData($0) }
     }
 
     /// Adds a file whose content is read from `source` (exactly `size` bytes).
     func addFile(_ path: String, size: Int64, from source: FileDescriptor) throws {
-        try writeHeader(path: path, type: S_IFREG, mode: 0o644, size: size)
+        try writeHeader(path: path, type: UInt32(Glibc.S_IFREG), mode: 0o644, size: size)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         var remaining = size
@@ -152,11 +152,11 @@ final class ArchiveFileWriter {
         }
     }
 
-    private func writeHeader(path: String, type: mode_t, mode: mode_t, size: Int64) throws {
+    private func writeHeader(path: String, type: UInt32, mode: mode_t, size: Int64) throws {
         guard let entry = archive_entry_new() else { throw AtollError.internalError("cannot allocate an archive entry") }
         defer { archive_entry_free(entry) }
         archive_entry_set_pathname(entry, path)
-        archive_entry_set_filetype(entry, UInt32(type))
+        archive_entry_set_filetype(entry, type)
         archive_entry_set_perm(entry, mode)
         archive_entry_set_size(entry, size)
         archive_entry_set_mtime(entry, 0, 0)
