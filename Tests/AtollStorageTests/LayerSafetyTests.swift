@@ -87,11 +87,12 @@ import Testing
         #expect(lstatOrNil("/etc/atoll-absolute-test") == nil)
     }
 
-    @Test func aSocketOrUnknownEntryTypeIsRejectedByName() throws {
+    /// libarchive reads an unknown type flag (here GNU's volume header 'V') its own way; a tar
+    /// cannot hold a socket. This only checks that such an entry does not break the rest.
+    @Test func anUnknownEntryTypeDoesNotBreakTheEntriesBeforeIt() throws {
         let fixture = try LayerFixture()
         let root = try fixture.directory("root")
         let tar = try fixture.tar("t.tar", "add('ok')\nadd('weird', kind=b'V')")
-        // libarchive reads an unknown type as... we only check that nothing crashes and ok exists.
         _ = try? fixture.apply(tar, to: root)
         #expect(lstatOrNil(root + "/ok") != nil)
     }
