@@ -21,16 +21,17 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         }
         let platform = try header.platform.isEmpty ? nil : Platform(parsing: header.platform)
         let images = self.images
-        let chunks = ChunkSequence(iterator: iterator) { message in
-            guard case .chunk(let data)? = message.part else {
-                throw RPCError(code: .invalidArgument, message: "import: only the first message may carry a header")
-            }
-            return data
-        }
-        let id = try await StreamBridge.feed(chunks) { fd in
+        let id = try await StreamBridge.feed(consume: { fd in
             try images.importRootfs(
                 from: fd, reference: header.reference, changes: header.changes, message: header.message,
                 platform: platform)
+        }) { write in
+            while let message = try await iterator.next() {
+                guard case .chunk(let data)? = message.part else {
+                    throw RPCError(code: .invalidArgument, message: "import: only the first message may carry a header")
+                }
+                try await write(data)
+            }
         }
         var response = Atoll_Engine_V1_ImportResponse()
         response.imageID = id
@@ -41,13 +42,11 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         -> Atoll_Engine_V1_LoadResponse
     {
         let images = self.images
-        let chunks = ChunkSequence(iterator: request.makeAsyncIterator()) { message in
-            switch message.part {
-            case .chunk(let data)?: return data
-            default: return Data()
+        let loaded = try await StreamBridge.feed(consume: { fd in try images.load(from: fd) }) { write in
+            for try await message in request {
+                if case .chunk(let data)? = message.part { try await write(data) }
             }
         }
-        let loaded = try await StreamBridge.feed(chunks) { fd in try images.load(from: fd) }
         var response = Atoll_Engine_V1_LoadResponse()
         response.images = loaded.map { image in
             var message = Atoll_Engine_V1_LoadedImage()
@@ -140,27 +139,4 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         message.targetDigest = summary.targetDigest
         return message
     }
-}
-
-/// The data chunks of a request stream, as an AsyncSequence of Data.
-struct ChunkSequence<Base: AsyncIteratorProtocol & Sendable>: AsyncSequence, Sendable where Base.Element: Sendable {
-    typealias Element = Data
-    let iterator: Base
-    let extract: @Sendable (Base.Element) throws -> Data
-
-    init(iterator: Base, extract: @escaping @Sendable (Base.Element) throws -> Data) {
-        self.iterator = iterator
-        self.extract = extract
-    }
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var base: Base
-        let extract: @Sendable (Base.Element) throws -> Data
-        mutating func next() async throws -> Data? {
-            guard let element = try await base.next() else { return nil }
-            return try extract(element)
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: iterator, extract: extract) }
 }

@@ -1,26 +1,28 @@
 import AtollCore
+import CAtollShim
 import Foundation
 import Glibc
 
 /// Joins gRPC streams (async) and the engine's blocking readers and writers through a pipe, so
 /// that archives flow through without being held in memory or spooled to disk.
 enum StreamBridge {
-    /// Feeds `chunks` into a pipe whose read end `consume` reads on a blocking thread. When
-    /// `consume` fails early, its error wins over the broken pipe the feeder then sees.
-    static func feed<Chunks: AsyncSequence & Sendable, T: Sendable>(
-        _ chunks: Chunks, consume: @escaping @Sendable (FileDescriptor) throws -> T
-    ) async throws -> T where Chunks.Element == Data {
+    /// Runs `consume` on a blocking thread, reading from a pipe that `produce` fills (in the
+    /// calling task) through the `write` function it is given. When `consume` fails early, its
+    /// error wins over the broken pipe the producer then sees.
+    static func feed<T: Sendable>(
+        consume: @escaping @Sendable (FileDescriptor) throws -> T,
+        produce: (_ write: (Data) async throws -> Void) async throws -> Void
+    ) async throws -> T {
         let (readEnd, writeEnd) = try makePipe()
         let consumer = Task { try await BlockingWork.run { defer { readEnd.close() }; return try consume(readEnd) } }
         do {
-            for try await chunk in chunks {
+            try await produce { chunk in
                 try await BlockingWork.run { try chunk.withUnsafeBytes { try writeEnd.writeAll($0) } }
             }
             writeEnd.close()
         } catch {
             writeEnd.close()
             if let consumerError = await consumerFailure(consumer) { throw consumerError }
-            consumer.cancel()
             throw error
         }
         return try await consumer.value
@@ -67,8 +69,7 @@ enum StreamBridge {
 
     private static func makePipe() throws -> (FileDescriptor, FileDescriptor) {
         var fds: [Int32] = [0, 0]
-        try Syscall.retrying("pipe2") { pipe2(&fds, O_CLOEXEC) }
-        _ = fcntl(fds[1], F_SETPIPE_SZ, 1 << 20)  // fewer wake-ups; best effort
+        try Syscall.retrying("pipe2") { atoll_pipe_cloexec(&fds, 1 << 20) }  // a big pipe: fewer wake-ups
         return (FileDescriptor(owning: fds[0]), FileDescriptor(owning: fds[1]))
     }
 }

@@ -49,15 +49,11 @@ public struct HostFacts: Sendable {
         return nil
     }
 
-    private static let cgroup2Magic: Int = 0x6367_7270
+    private static let cgroup2Magic: Int64 = 0x6367_7270
 
     /// Reads the cgroup layout from statfs of /sys/fs/cgroup (and its `unified` mount).
     static func cgroupVersion() -> String {
-        func magic(_ path: String) -> Int? {
-            var buffer = statfs()
-            guard statfs(path, &buffer) == 0 else { return nil }
-            return Int(buffer.f_type)
-        }
+        func magic(_ path: String) -> Int64? { try? MountSyscall.fileSystemMagic(path) }
         if magic("/sys/fs/cgroup") == cgroup2Magic { return "2" }
         if magic("/sys/fs/cgroup/unified") == cgroup2Magic { return "hybrid" }
         return "1"

@@ -1,11 +1,10 @@
 import AtollCore
+import AtollOCI
 import CZlib
 import CZstd
 
-/// How a layer blob is compressed. Layers are tar streams, plain or wrapped in gzip or zstd.
-public enum LayerCompression: String, Sendable, Codable, CaseIterable {
-    case none, gzip, zstd
-
+/// How a layer blob is compressed (the type lives in AtollOCI, beside the media types).
+extension LayerCompression {
     /// Recognises a compressed stream by its first bytes: gzip `1f 8b`, zstd `28 b5 2f fd`;
     /// anything else (including fewer bytes than a magic number) is taken as plain.
     public static func detect(_ prefix: UnsafeRawBufferPointer) -> LayerCompression {

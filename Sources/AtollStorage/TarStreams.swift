@@ -1,4 +1,5 @@
 import AtollCore
+import AtollOCI
 import CArchive
 import Glibc
 

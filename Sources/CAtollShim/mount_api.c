@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef SYS_move_mount
@@ -41,18 +40,6 @@ int atoll_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const 
 
 ssize_t atoll_copy_file_range(int fd_in, int fd_out, size_t len) {
     return copy_file_range(fd_in, NULL, fd_out, NULL, len, 0);
-}
-
-ssize_t atoll_llistxattr(const char *path, char *list, size_t size) {
-    return llistxattr(path, list, size);
-}
-
-ssize_t atoll_lgetxattr(const char *path, const char *name, void *value, size_t size) {
-    return lgetxattr(path, name, value, size);
-}
-
-int atoll_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
-    return lsetxattr(path, name, value, size, 0);
 }
 
 int atoll_statfs_type(const char *path, int64_t *type) {

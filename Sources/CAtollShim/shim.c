@@ -48,4 +48,10 @@ int atoll_lchownat(int dirfd, const char *path, uid_t uid, gid_t gid) {
     return fchownat(dirfd, path, uid, gid, AT_SYMLINK_NOFOLLOW);
 }
 
+int atoll_pipe_cloexec(int fds[2], int size) {
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    (void)fcntl(fds[1], F_SETPIPE_SZ, size);
+    return 0;
+}
+
 int atoll_errno(void) { return errno; }

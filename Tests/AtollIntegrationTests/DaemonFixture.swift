@@ -74,7 +74,7 @@ final class DaemonFixture: @unchecked Sendable {
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         for line in mounts.split(separator: "\n").reversed() {
             let fields = line.split(separator: " ")
-            if fields.count > 4, fields[4].hasPrefix(directory) { umount2(String(fields[4]), MNT_DETACH) }
+            if fields.count > 4, fields[4].hasPrefix(directory) { umount2(String(fields[4]), Int32(MNT_DETACH)) }
         }
         try? FileManager.default.removeItem(atPath: directory)
     }

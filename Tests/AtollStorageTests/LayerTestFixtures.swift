@@ -1,4 +1,5 @@
 import AtollCore
+import AtollOCI
 import CAtollShim
 import Foundation
 import Glibc

@@ -28,9 +28,6 @@ int atoll_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const 
 ssize_t atoll_copy_file_range(int fd_in, int fd_out, size_t len);
 
 /// Extended attributes of a path, never following a final symlink.
-ssize_t atoll_llistxattr(const char *path, char *list, size_t size);
-ssize_t atoll_lgetxattr(const char *path, const char *name, void *value, size_t size);
-int atoll_lsetxattr(const char *path, const char *name, const void *value, size_t size);
 
 /// statfs(2): the file system's magic number (f_type); -1 and errno on failure.
 int atoll_statfs_type(const char *path, int64_t *type);

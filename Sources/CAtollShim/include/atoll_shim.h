@@ -30,6 +30,9 @@ int atoll_utimensat_nofollow(int dirfd, const char *path, int64_t atime_sec, lon
 /// fchownat without following a final symlink.
 int atoll_lchownat(int dirfd, const char *path, uid_t uid, gid_t gid);
 
+/// pipe2(O_CLOEXEC), then F_SETPIPE_SZ to `size` bytes on a best-effort basis.
+int atoll_pipe_cloexec(int fds[2], int size);
+
 /// The errno of the calling thread (Swift cannot read the macro reliably).
 int atoll_errno(void);
 
