@@ -4,6 +4,7 @@ import AtollDaemon
 import Foundation
 
 /// atolld: the Atoll engine daemon.
+@main
 struct AtollDaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atolld",
@@ -36,5 +37,3 @@ struct AtollDaemonCommand: AsyncParsableCommand {
         }
     }
 }
-
-await AtollDaemonCommand.main()
