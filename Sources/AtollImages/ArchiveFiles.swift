@@ -24,9 +24,8 @@ final class ArchiveFileReader {
         archive_read_support_format_tar(archive)
         archive_read_support_format_gnutar(archive)
         guard archive_read_open_fd(archive, fd.rawValue, 1 << 20) == ARCHIVE_OK else {
-            let message = Self.errorString(archive)
-            archive_read_free(archive)
-            throw AtollError.invalidArgument("not an image archive: \(message)")
+            // deinit frees the archive: every stored property is set, so it runs on this throw too.
+            throw AtollError.invalidArgument("not an image archive: \(Self.errorString(archive))")
         }
     }
 
@@ -112,7 +111,7 @@ final class ArchiveFileWriter {
         archive_write_set_format_pax_restricted(archive)
         archive_write_set_bytes_in_last_block(archive, 1)
         guard archive_write_open_fd(archive, fd.rawValue) == ARCHIVE_OK else {
-            defer { archive_write_free(archive) }
+            closed = true  // deinit frees it
             throw AtollError.internalError("cannot start the archive: \(Self.errorString(archive))")
         }
     }

@@ -4,7 +4,7 @@ import Testing
 /// Images end to end through the CLI: load, list, inspect, tag, save, remove, prune, restart.
 @Suite(.serialized) struct ImageLifecycleTests {
     static let busyboxID = "sha256:" + (DaemonFixture.shell(
-        "tar -xOf \(BusyboxArchive.path) manifest.json | sed 's/.*\"Config\":\"\\([0-9a-f]*\\).json.*/\\1/'").stdout
+        "tar -xOf \(BusyboxArchive.path) ./manifest.json | sed 's/.*\"Config\":\"\\([0-9a-f]*\\).json.*/\\1/'").stdout
         .trimmingCharacters(in: .whitespacesAndNewlines))
 
     @Test(arguments: ["overlay", "native"])
@@ -77,15 +77,16 @@ import Testing
         // skopeo reads Atoll's archive as a docker archive and as an OCI archive.
         let viaDocker = DaemonFixture.shell("skopeo copy -q docker-archive:\(saved) oci-archive:\(daemon.directory)/from-docker.tar:copied:v1")
         #expect(viaDocker.status == 0, "\(viaDocker.stderr)")
-        let viaOCI = DaemonFixture.shell("skopeo copy -q oci-archive:\(saved):busybox:latest dir:\(daemon.directory)/dir")
+        let viaOCI = DaemonFixture.shell("skopeo copy -q oci-archive:\(saved):latest dir:\(daemon.directory)/dir")
         #expect(viaOCI.status == 0, "\(viaOCI.stderr)")
 
-        // An OCI archive written by skopeo loads, with the same image ID.
+        // An OCI archive written by skopeo loads, with the same layers (skopeo rewrites the config
+        // when it converts to OCI, so the image ID differs).
         let load = daemon.atoll(["load", "-i", "\(daemon.directory)/from-docker.tar"])
         #expect(load.status == 0, "\(load.stderr)")
         #expect(load.stdout == "Loaded image: copied:v1\n")
-        let id = daemon.atoll(["image", "inspect", "--format", "{{.Id}}", "copied:v1"]).stdout
-        #expect(id == Self.busyboxID + "\n")
+        let layers = daemon.atoll(["image", "inspect", "--format", "{{.RootFS}}", "copied:v1"]).stdout
+        #expect(layers == daemon.atoll(["image", "inspect", "--format", "{{.RootFS}}", "busybox"]).stdout)
         // Layers shared by both names are stored and unpacked once.
         #expect(daemon.snapshotDirectories().count == 1)
     }
