@@ -87,7 +87,7 @@ extension ImageService {
                 layers: layers)
             let bytes = try manifest.canonicalJSON()
             let (manifestDigest, manifestSize) = try storeJSON(bytes)
-            let names = try (entry.repoTags ?? []).map { tag in
+            let names = try entry.repoTags.map { tag in
                 do { return try ImageReference(parsing: tag) } catch {
                     throw AtollError(.invalidArgument, "manifest.json in the archive names an invalid tag \"\(tag)\"", cause: error)
                 }
