@@ -91,6 +91,20 @@ import Testing
         #expect(daemon.snapshotDirectories().count == 1)
     }
 
+    @Test func podmanLoadsASavedArchiveWithTheSameImageID() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        #expect(daemon.atoll(["load", "-i", BusyboxArchive.path]).status == 0)
+        let saved = "\(daemon.directory)/saved.tar"
+        #expect(daemon.atoll(["save", "-o", saved, "busybox"]).status == 0)
+        let podman = "podman --root \(daemon.directory)/podman --runroot \(daemon.directory)/podman-run --storage-driver vfs"
+        defer { DaemonFixture.shell("\(podman) rmi -a -f") }
+        let load = DaemonFixture.shell("\(podman) load -q -i \(saved)")
+        #expect(load.status == 0, "\(load.stderr)")
+        let images = DaemonFixture.shell("\(podman) images --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}'")
+        #expect(images.stdout == "docker.io/library/busybox:latest \(Self.busyboxID)\n", "\(images.stderr)")
+    }
+
     @Test func anUmociLayoutLoads() throws {
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
