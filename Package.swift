@@ -51,6 +51,7 @@ let package = Package(
             dependencies: [
                 "AtollCore", "AtollOCI", "AtollStorage", "CArchive",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -58,6 +59,7 @@ let package = Package(
             dependencies: [
                 "AtollCore", "AtollOCI", "AtollStorage", "AtollImages",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

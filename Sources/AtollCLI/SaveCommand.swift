@@ -20,10 +20,13 @@ struct SaveCommand: AsyncParsableCommand {
             throw ValidationError("cowardly refusing to save to a terminal: use -o FILE or redirect standard output")
         }
         // Into a temporary file beside the target, renamed when complete: a failed save leaves nothing.
-        let temporary = output.map { "\($0).atoll-save-\(getpid())" }
+        let temporary = output.map { "\($0).atoll-save-\(Identifier.random().prefix(12))" }
         let fd: FileDescriptor
         if let temporary {
-            do { fd = try Syscall.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644) } catch {
+            // O_EXCL | O_NOFOLLOW: never write through a file or symlink someone planted there.
+            do {
+                fd = try Syscall.open(temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
+            } catch {
                 throw AtollError.invalidArgument("cannot write \(output ?? ""): \(String(cString: strerror(error.errno)).lowercased())")
             }
         } else {

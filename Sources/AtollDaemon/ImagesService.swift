@@ -21,10 +21,10 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         }
         let platform = try header.platform.isEmpty ? nil : Platform(parsing: header.platform)
         let images = self.images
-        let id = try await StreamBridge.feed(consume: { fd in
+        let id = try await StreamBridge.feed(consume: { fd, upload in
             try images.importRootfs(
                 from: fd, reference: header.reference, changes: header.changes, message: header.message,
-                platform: platform)
+                platform: platform, upload: upload)
         }) { write in
             while let message = try await iterator.next() {
                 guard case .chunk(let data)? = message.part else {
@@ -42,7 +42,7 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         -> Atoll_Engine_V1_LoadResponse
     {
         let images = self.images
-        let loaded = try await StreamBridge.feed(consume: { fd in try images.load(from: fd) }) { write in
+        let loaded = try await StreamBridge.feed(consume: { fd, upload in try images.load(from: fd, upload: upload) }) { write in
             for try await message in request {
                 if case .chunk(let data)? = message.part { try await write(data) }
             }

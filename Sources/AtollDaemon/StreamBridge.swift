@@ -7,25 +7,42 @@ import Glibc
 /// that archives flow through without being held in memory or spooled to disk.
 enum StreamBridge {
     /// Runs `consume` on a blocking thread, reading from a pipe that `produce` fills (in the
-    /// calling task) through the `write` function it is given. When `consume` fails early, its
-    /// error wins over the broken pipe the producer then sees.
+    /// calling task) through the `write` function it is given. If `produce` fails, the consumer's
+    /// `UploadStatus` says so before it sees the end of the pipe, so nothing half-sent is recorded.
+    /// When `consume` fails early, its error wins over the broken pipe the producer then sees; when
+    /// it finishes early (an archive's end marker before trailing padding), the rest is drained.
     static func feed<T: Sendable>(
-        consume: @escaping @Sendable (FileDescriptor) throws -> T,
+        consume: @escaping @Sendable (FileDescriptor, UploadStatus) throws -> T,
         produce: (_ write: (Data) async throws -> Void) async throws -> Void
     ) async throws -> T {
         let (readEnd, writeEnd) = try makePipe()
-        let consumer = Task { try await BlockingWork.run { defer { readEnd.close() }; return try consume(readEnd) } }
+        let status = UploadStatus()
+        let consumer = Task {
+            try await BlockingWork.run {
+                defer { readEnd.close() }
+                let value = try consume(readEnd, status)
+                try drainToEnd(readEnd)
+                return value
+            }
+        }
         do {
             try await produce { chunk in
                 try await BlockingWork.run { try chunk.withUnsafeBytes { try writeEnd.writeAll($0) } }
             }
             writeEnd.close()
         } catch {
+            status.markAborted()
             writeEnd.close()
             if let consumerError = await consumerFailure(consumer) { throw consumerError }
             throw error
         }
         return try await consumer.value
+    }
+
+    private static func drainToEnd(_ fd: FileDescriptor) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buffer.deallocate() }
+        while try fd.read(into: buffer) > 0 {}
     }
 
     /// Runs `produce` on a blocking thread writing into a pipe, and hands what it writes to

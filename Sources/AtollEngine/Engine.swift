@@ -33,6 +33,7 @@ public final class Engine: Sendable {
     public let images: ImageService
     public let host: HostFacts
     private let runtimes = Mutex<[RuntimeStatus]?>(nil)
+    private let probeLock = NSLock()
     private let logger = Logger(label: "atoll.engine")
 
     public static let storageDrivers = ["overlay", "native"]
@@ -51,10 +52,16 @@ public final class Engine: Sendable {
         if removed > 0 { logger.info("removed \(removed) snapshot directories left by an interrupted operation") }
         images = ImageService(database: database, content: content, snapshotter: snapshotter)
         host = HostFacts.read()
-        // Interrupted loads and imports leave active "extract-"/"import-" snapshots; nothing else
-        // owns active snapshots yet, so they are removed at start.
+        // Interrupted loads and imports leave active "extract-"/"import-" snapshots (nothing else
+        // owns active snapshots yet) and blobs or layers no image records: remove them at start.
         for snapshot in try snapshotter.list() where snapshot.kind == .active {
             try? snapshotter.remove(snapshot.name)
+        }
+        do {
+            let reclaimed = try images.collectGarbage()
+            if reclaimed > 0 { logger.info("collected \(reclaimed) bytes left by interrupted operations") }
+        } catch {
+            logger.error("garbage collection at start failed (nothing was removed): \(error)")
         }
     }
 
@@ -75,8 +82,11 @@ public final class Engine: Sendable {
         }
     }
 
-    /// The OCI runtimes on this host and whether each works; probed once, then remembered.
+    /// The OCI runtimes on this host and whether each works; probed once (callers that arrive
+    /// while the probe runs wait for it), then remembered.
     public func runtimeStatuses() -> [RuntimeStatus] {
+        probeLock.lock()
+        defer { probeLock.unlock() }
         if let known = runtimes.withLock({ $0 }) { return known }
         let probed = RuntimeProbe.probeAll(workDirectory: configuration.runDirectory)
         runtimes.withLock { $0 = probed }

@@ -36,7 +36,7 @@ public enum RuntimeProbe {
             status.problem = "not checked: no static binary (busybox-static or catatonit) to run in a probe container"
             return status
         }
-        let id = "atoll-probe-\(name)-\(getpid())"
+        let id = "atoll-probe-\(name)-\(Identifier.random().prefix(12))"
         let bundle = "\(workDirectory)/\(id)"
         defer {
             _ = try? Subprocess.run(path, ["delete", "--force", id])

@@ -6,9 +6,11 @@ import Foundation
 extension ImageService {
     /// `docker import`: a root file-system tarball (plain, gzip or zstd) read from `source`
     /// becomes a one-layer image; `changes` are Dockerfile instructions applied to its config.
-    /// Returns the new image's ID. Nothing is recorded unless every step succeeds.
+    /// Returns the new image's ID. Nothing is recorded unless every step succeeds; `upload`, when
+    /// given, is asked whether the stream really ended before anything is applied.
     public func importRootfs(
-        from source: FileDescriptor, reference: String?, changes: [String], message: String, platform: Platform?
+        from source: FileDescriptor, reference: String?, changes: [String], message: String, platform: Platform?,
+        upload: UploadStatus? = nil
     ) throws -> String {
         let name = try reference.flatMap { $0.isEmpty ? nil : try ImageReference(parsing: $0) }
         if let name, name.digest != nil {
@@ -21,6 +23,7 @@ extension ImageService {
         defer { if !succeeded { _ = try? collectGarbage() } }  // the ingested tarball, if it failed
         let id = try contentLock.withReadLock {
             let (layerDigest, layerSize, compression) = try ingestLayer(from: source)
+            try upload?.ensureComplete("the tarball")
             let key = "import-\(Identifier.random().prefix(12))"
             let mounts = try snapshotter.prepare(key, parent: nil, labels: [:])
             let applied: AppliedLayer
@@ -33,7 +36,9 @@ extension ImageService {
                 }
             } catch {
                 try? snapshotter.remove(key)
-                throw AtollError(.invalidArgument, "cannot import the tarball", cause: error)
+                // Keep the cause's own code where it is about the host (a full disk), not the input.
+                let code = (error as? AtollError).map { $0.code == .internalError || $0.code == .resourceExhausted ? $0.code : .invalidArgument } ?? .invalidArgument
+                throw AtollError(code, "cannot import the tarball", cause: error)
             }
 
             let now = ISO8601DateFormatter().string(from: Date())

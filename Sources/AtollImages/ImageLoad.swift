@@ -14,11 +14,13 @@ extension ImageService {
     /// a tar stream (plain, gzip or zstd), stores every image in it and unpacks their layers.
     /// Blobs stream straight into the content store as the archive is read; every digest is
     /// verified before anything is recorded.
-    public func load(from source: FileDescriptor) throws -> [LoadedImage] {
+    /// `upload`, when given, is asked whether the stream really ended before anything is stored.
+    public func load(from source: FileDescriptor, upload: UploadStatus? = nil) throws -> [LoadedImage] {
         // Whatever happens, blobs the archive brought that no image uses are collected after.
         defer { _ = try? collectGarbage() }
         return try contentLock.withReadLock {
             let archive = try ArchiveContents.read(from: source, into: content)
+            try upload?.ensureComplete("the archive")
             if let index = archive.metadata["index.json"] {
                 return try loadOCILayout(index: index, archive: archive)
             }
@@ -35,7 +37,7 @@ extension ImageService {
             throw AtollError.invalidArgument("index.json in the archive is not an image index")
         }
         var loaded: [LoadedImage] = []
-        for descriptor in index.manifests {
+        for descriptor in Self.preferHostPlatform(index.manifests, platform: platform) {
             let name = Self.name(fromAnnotations: descriptor.annotations ?? [:])
             let (manifestDescriptor, manifest, manifestBytes) = try resolveManifest(descriptor, archive: archive)
             let config = try readConfig(manifest.config.digest)
@@ -88,9 +90,14 @@ extension ImageService {
             let bytes = try manifest.canonicalJSON()
             let (manifestDigest, manifestSize) = try storeJSON(bytes)
             let names = try entry.repoTags.map { tag in
-                do { return try ImageReference(parsing: tag) } catch {
+                let reference: ImageReference
+                do { reference = try ImageReference(parsing: tag) } catch {
                     throw AtollError(.invalidArgument, "manifest.json in the archive names an invalid tag \"\(tag)\"", cause: error)
                 }
+                guard reference.digest == nil else {
+                    throw AtollError.invalidArgument("manifest.json in the archive names \"\(tag)\": a digest cannot be a tag")
+                }
+                return reference
             }
             let record = try store(
                 manifestDigest: manifestDigest, manifestMediaType: MediaType.ociManifest, manifestSize: manifestSize,
@@ -115,6 +122,25 @@ extension ImageService {
         var magic = [UInt8](repeating: 0, count: 4)
         let n = try magic.withUnsafeMutableBytes { try fd.read(into: $0) }
         return LayerCompression.detect(Array(magic.prefix(n)))
+    }
+
+    /// Where several top-level entries carry the same name (one per platform), keeps the one that
+    /// suits this host best; unnamed entries and single entries are all kept.
+    static func preferHostPlatform(_ descriptors: [Descriptor], platform: Platform) -> [Descriptor] {
+        let matcher = PlatformMatcher(platform)
+        var byName: [String: [Descriptor]] = [:]
+        for descriptor in descriptors {
+            if let name = name(fromAnnotations: descriptor.annotations ?? [:]) {
+                byName[name.normalized, default: []].append(descriptor)
+            }
+        }
+        return descriptors.filter { descriptor in
+            guard let name = name(fromAnnotations: descriptor.annotations ?? [:]),
+                let group = byName[name.normalized], group.count > 1
+            else { return true }
+            guard let best = matcher.bestIndex(group.map(\.platform)) else { return descriptor == group.first }
+            return descriptor == group[best]
+        }
     }
 
     /// The image name an OCI layout's annotations give, if they give a full one.

@@ -3,6 +3,7 @@ import AtollOCI
 import AtollStorage
 import Foundation
 import GRDB
+import Logging
 
 /// The host's images: stores them (content store + snapshots + the engine database), resolves
 /// names, and keeps everything consistent: an image row exists only once all its blobs and
@@ -17,6 +18,7 @@ public final class ImageService: Sendable {
     let contentLock = ReadWriteLock()
     /// How many containers use an image (by image ID); containers plug in here.
     let usage: @Sendable (String) -> Int
+    let logger = Logger(label: "atoll.images")
 
     public init(
         database: DatabasePool, content: ContentStore, snapshotter: any Snapshotter,
@@ -189,7 +191,7 @@ public final class ImageService: Sendable {
                 try ImageRecord.deleteOne(db, key: image.id)
                 result.deleted.append(image.id)
             }
-            if !result.deleted.isEmpty { result.reclaimed = try collectGarbageLocked() }
+            if !result.deleted.isEmpty { result.reclaimed = collectGarbageAfterRemoval() }
         }
         return result
     }
@@ -216,9 +218,18 @@ public final class ImageService: Sendable {
                     result.deleted.append(image.id)
                 }
             }
-            result.reclaimed = try collectGarbageLocked()
+            result.reclaimed = collectGarbageAfterRemoval()
         }
         return result
+    }
+
+    /// The image rows are gone already: a collection that fails now is retried by the next one
+    /// (and at daemon start), so it must not turn a successful removal into an error.
+    private func collectGarbageAfterRemoval() -> Int64 {
+        do { return try collectGarbageLocked() } catch {
+            logger.error("garbage collection failed: \(error)")
+            return 0
+        }
     }
 
     // MARK: - Garbage collection
@@ -229,18 +240,25 @@ public final class ImageService: Sendable {
         try contentLock.withWriteLock { try collectGarbageLocked() }
     }
 
-    /// Snapshot names that must survive GC besides the images' layers (containers plug in later).
+    /// Computes what every image needs and removes the rest. Any image whose manifest cannot be
+    /// read aborts the collection: skipping it would delete a live image's layers.
     private func collectGarbageLocked() throws -> Int64 {
         var keepBlobs = Set<Digest>()
-        var keepChains = Set<String>()
-        let images = try database.read { db in try ImageRecord.fetchAll(db) }
+        let (images, chains) = try database.read { db in
+            (try ImageRecord.fetchAll(db), try String.fetchAll(db, sql: "SELECT DISTINCT chain_id FROM image_layers"))
+        }
+        let keepChains = Set(chains)
         for image in images {
-            guard let manifestDigest = try? Digest(parsing: image.manifestDigest) else { continue }
-            keepBlobs.insert(manifestDigest)
-            guard let (manifest, config, _, _) = try? manifestAndConfig(of: image) else { continue }
+            let manifest: ImageManifest
+            do {
+                keepBlobs.insert(try Digest(parsing: image.manifestDigest))
+                manifest = try manifestAndConfig(of: image).0
+            } catch {
+                throw AtollError(
+                    .dataLoss, "garbage collection stopped: the manifest of image \(image.id) cannot be read", cause: error)
+            }
             keepBlobs.insert(manifest.config.digest)
             for layer in manifest.layers { keepBlobs.insert(layer.digest) }
-            for chain in ChainID.chainIDs(config.rootfs.diffIDs) { keepChains.insert(chain.description) }
         }
         var reclaimed = try content.garbageCollect(keeping: keepBlobs).bytes
         // Remove unreferenced committed layer snapshots, children first. Active snapshots belong

@@ -55,6 +55,16 @@ extension ImageService {
         manifestDigest: Digest, manifestMediaType: String, manifestSize: Int64, manifest: ImageManifest,
         config: ImageConfig, names: [String]
     ) throws -> ImageRecord {
+        // Every blob the image names must be here, whole, before the image may be recorded.
+        for descriptor in [manifest.config] + manifest.layers {
+            guard let info = try? content.info(descriptor.digest) else {
+                throw AtollError.invalidArgument("the image names blob \(descriptor.digest), which was not provided")
+            }
+            guard info.size == descriptor.size else {
+                throw AtollError.dataLoss(
+                    "blob \(descriptor.digest) has \(info.size) bytes, but the manifest says \(descriptor.size)")
+            }
+        }
         let (chains, size) = try unpack(manifest: manifest, config: config)
         let record = ImageRecord(
             id: manifest.config.digest.description, manifestDigest: manifestDigest.description,

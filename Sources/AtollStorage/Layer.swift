@@ -61,6 +61,7 @@ public enum Layer {
     /// Applies the layer blob read from `source` (plain, gzip or zstd: detected) to the snapshot
     /// whose mounts a snapshotter returned: an overlay mount is applied into its `upperdir`, a
     /// writable bind mount into its source directory. Nothing is mounted.
+    @discardableResult
     public static func apply(from source: FileDescriptor, to mounts: [Mount], limits: LayerLimits = .default) throws
         -> AppliedLayer
     {
@@ -92,6 +93,7 @@ public enum Layer {
     /// directory declared again, which is kept and gets the new metadata. Directory times are set
     /// after everything else. On error the directory is left half-applied for the caller to
     /// remove; nothing is ever written outside it.
+    @discardableResult
     public static func apply(
         from source: FileDescriptor, toDirectory root: String, whiteouts: WhiteoutStyle,
         limits: LayerLimits = .default

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 
 @testable import AtollCore
@@ -34,5 +35,34 @@ import Testing
         hasher.update(Array("c".utf8))
         #expect(hasher.finalize() == Digest.sha256(of: Array("abc".utf8)))
         #expect(hasher.count == 3)
+    }
+}
+
+@Suite struct FileSystemTests {
+    @Test func removeTreeDoesNotFollowSymlinksOutOfTheTree() throws {
+        let base = "/tmp/atoll-fs-test-\(Identifier.random().prefix(8))"
+        try Syscall.mkdirAll("\(base)/tree/sub")
+        try Syscall.mkdirAll("\(base)/outside")
+        try FileSystem.writeFileAtomically("\(base)/outside/keep", Array("keep".utf8))
+        try FileSystem.writeFileAtomically("\(base)/tree/sub/file", Array("x".utf8))
+        #expect(symlink("\(base)/outside", "\(base)/tree/link") == 0)
+        try FileSystem.removeTree("\(base)/tree")
+        #expect(!FileSystem.exists("\(base)/tree"))
+        #expect(try FileSystem.readFile("\(base)/outside/keep") == Array("keep".utf8))
+        try FileSystem.removeTree(base)
+        try FileSystem.removeTree(base)  // a missing path is not an error
+    }
+
+    @Test func aLockFileRefusesASecondHolderAndNamesTheFirst() throws {
+        let path = "/tmp/atoll-lock-test-\(Identifier.random().prefix(8))"
+        defer { unlink(path) }
+        let first = try LockFile(path: path, purpose: "the test root")
+        #expect {
+            _ = try LockFile(path: path, purpose: "the test root")
+        } throws: { error in
+            "\(error)".contains("the test root is already in use") && "\(error)".contains("pid \(getpid())")
+        }
+        first.release()
+        _ = try LockFile(path: path, purpose: "the test root")
     }
 }

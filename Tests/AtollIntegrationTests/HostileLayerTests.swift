@@ -66,3 +66,34 @@ import Testing
         #expect(daemon.atoll(["version"]).status == 0)
     }
 }
+
+/// A client that dies halfway through an upload must not leave a truncated image behind.
+@Suite(.serialized) struct InterruptedUploadTests {
+    @Test func aKilledImportRecordsNothing() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        let fifo = "\(daemon.directory)/upload.fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "\(DaemonFixture.binDirectory)/atoll")
+        client.arguments = ["import", fifo, "cut:short"]
+        client.environment = ["ATOLL_HOST": "unix://\(daemon.socket)"]
+        try client.run()
+        // Feed the first 4 MiB of a valid (plain) tar, cut at a 512-byte boundary, then kill the client.
+        let writer = try #require(FileHandle(forWritingAtPath: fifo))
+        let layer = DaemonFixture.shell(
+            "tar -xOf \(BusyboxArchive.path) $(tar -tf \(BusyboxArchive.path) | grep layer.tar) | head -c 1048576 > \(daemon.directory)/part.tar")
+        try #require(layer.status == 0)
+        writer.write(try Data(contentsOf: URL(fileURLWithPath: "\(daemon.directory)/part.tar")))
+        usleep(300_000)
+        kill(client.processIdentifier, SIGKILL)
+        client.waitUntilExit()
+        try? writer.close()
+        // The daemon saw the stream break: nothing recorded, nothing left.
+        for _ in 0..<50 where !daemon.blobs().isEmpty { usleep(100_000) }
+        #expect(daemon.atoll(["images", "-q"]).stdout.isEmpty)
+        #expect(daemon.blobs().isEmpty)
+        #expect(daemon.snapshotDirectories().isEmpty)
+        #expect(daemon.atoll(["version"]).status == 0)
+    }
+}

@@ -90,6 +90,7 @@ final class LayerFixture {
 
     func open(_ file: String) throws -> FileDescriptor { try Syscall.open(file, flags: O_RDONLY) }
 
+    @discardableResult
     func apply(_ file: String, to root: String, _ style: WhiteoutStyle = .native, limits: LayerLimits = .default)
         throws -> AppliedLayer
     {
