@@ -108,7 +108,13 @@ let package = Package(
         .testTarget(name: "AtollCoreTests", dependencies: ["AtollCore"]),
         .testTarget(name: "AtollOCITests", dependencies: ["AtollOCI"]),
         .testTarget(name: "AtollStorageTests", dependencies: ["AtollStorage", "AtollCore", "AtollOCI"]),
-        .testTarget(name: "AtollImagesTests", dependencies: ["AtollImages", "AtollStorage", "AtollOCI", "AtollCore"]),
+        .testTarget(
+            name: "AtollImagesTests",
+            dependencies: [
+                "AtollImages", "AtollStorage", "AtollOCI", "AtollCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(
             name: "AtollIntegrationTests",
             dependencies: ["AtollClient", "AtollAPI", "AtollCore"]

@@ -50,7 +50,11 @@ public struct EngineClient: Sendable {
         let transport = try HTTP2ClientTransport.Posix(
             target: .unixDomainSocket(path: endpoint.socketPath),
             transportSecurity: .plaintext,
-            config: .defaults { $0.http2.targetWindowSize = 8 << 20 })
+            config: .defaults {
+                // Large windows and frames for archives streamed in 1 MiB chunks (see atolld).
+                $0.http2.targetWindowSize = 16 << 20
+                $0.http2.maxFrameSize = 1 << 20
+            })
         return try await withGRPCClient(transport: transport) { client in
             try await body(
                 EngineClient(

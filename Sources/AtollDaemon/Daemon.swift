@@ -50,7 +50,13 @@ public enum Daemon {
         let transport = HTTP2ServerTransport.Posix(
             address: .unixDomainSocket(path: options.socket),
             transportSecurity: .plaintext,
-            config: .defaults { $0.rpc.maxRequestPayloadSize = maxMessageBytes })
+            config: .defaults {
+                $0.rpc.maxRequestPayloadSize = maxMessageBytes
+                // Archives stream in 1 MiB chunks: HTTP/2's default 64 KiB window and 16 KiB frames
+                // would cost a flow-control round trip every few frames.
+                $0.http2.targetWindowSize = 16 << 20
+                $0.http2.maxFrameSize = 1 << 20
+            })
         let server = GRPCServer(
             transport: transport,
             services: [SystemService(engine: engine, socketPath: options.socket), ImagesService(engine: engine)])

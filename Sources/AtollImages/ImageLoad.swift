@@ -19,8 +19,10 @@ extension ImageService {
         // Whatever happens, blobs the archive brought that no image uses are collected after.
         defer { _ = try? collectGarbage() }
         return try contentLock.withReadLock {
+            let started = ContinuousClock.now
             let archive = try ArchiveContents.read(from: source, into: content)
             try upload?.ensureComplete("the archive")
+            logger.debug("load: read the archive (\(archive.blobs.count) blobs) in \(ContinuousClock.now - started)")
             if let index = archive.metadata["index.json"] {
                 return try loadOCILayout(index: index, archive: archive)
             }

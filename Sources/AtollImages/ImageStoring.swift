@@ -3,6 +3,7 @@ import AtollOCI
 import AtollStorage
 import Foundation
 import GRDB
+import Synchronization
 
 extension ImageService {
     /// Unpacks each layer of `manifest` into a committed snapshot named by its chain ID, reusing
@@ -16,24 +17,77 @@ extension ImageService {
                 "image config lists \(diffIDs.count) layers but the manifest has \(manifest.layers.count)")
         }
         let chains = ChainID.chainIDs(diffIDs).map(\.description)
-        var parent: String?
-        var size: Int64 = 0
-        for (index, layer) in manifest.layers.enumerated() {
-            let chain = chains[index]
-            if (try? snapshotter.stat(chain))?.kind != .committed {
-                try unpackLayer(layer, diffID: diffIDs[index], position: index + 1, chain: chain, parent: parent)
+        let missing = chains.indices.filter { (try? snapshotter.stat(chains[$0]))?.kind != .committed }
+        if snapshotter.canRebase && missing.count > 1 {
+            try unpackInParallel(missing, of: manifest.layers, diffIDs: diffIDs, chains: chains)
+        } else {
+            for index in missing {
+                try unpackLayer(
+                    manifest.layers[index], diffID: diffIDs[index], position: index + 1, chain: chains[index],
+                    parent: index == 0 ? nil : chains[index - 1])
             }
-            size += (try? snapshotter.usage(chain).size) ?? 0
-            parent = chain
         }
+        let size = chains.reduce(Int64(0)) { $0 + ((try? snapshotter.usage($1).size) ?? 0) }
         return (chains, size)
+    }
+
+    /// Unpacks each missing layer into its own parentless snapshot, as many at once as there are
+    /// cores (unpacking is bound by the kernel's file creation, which scales across cores), then
+    /// commits them bottom-up, each rebased onto the layer below. Only for drivers that can rebase
+    /// (overlay), where a layer's upper directory does not depend on what lies under it.
+    private func unpackInParallel(_ missing: [Int], of layers: [Descriptor], diffIDs: [Digest], chains: [String]) throws {
+        let keys = missing.map { "extract-\(Identifier.random().prefix(12))-\(chains[$0])" }
+        let failures = Mutex<[Int: any Error]>([:])
+        DispatchQueue.concurrentPerform(iterations: missing.count) { slot in
+            let index = missing[slot]
+            do {
+                let started = ContinuousClock.now
+                let mounts = try snapshotter.prepare(keys[slot], parent: nil, labels: [:])
+                guard let directory = mounts.first?.source, mounts.count == 1, mounts[0].type == "bind" else {
+                    throw AtollError.internalError("snapshot \"\(keys[slot])\" is not a plain directory")
+                }
+                let applied = try Layer.apply(
+                    from: try content.open(layers[index].digest), toDirectory: directory,
+                    whiteouts: .overlay(lowerDirectories: []), limits: limits)
+                logger.debug(
+                    "unpacked layer \(index + 1) (\(applied.uncompressedSize) bytes) in \(ContinuousClock.now - started)")
+                guard applied.diffID == diffIDs[index] else {
+                    throw AtollError.dataLoss(
+                        "layer \(index + 1) (\(layers[index].digest)) unpacks to \(applied.diffID), but the image config says \(diffIDs[index])")
+                }
+            } catch {
+                failures.withLock { $0[slot] = error }
+            }
+        }
+        var committed = 0
+        do {
+            if let first = failures.withLock({ $0.min { $0.key < $1.key } }) { throw first.value }
+            for (slot, index) in missing.enumerated() {
+                let labels = [Self.layerLabel: diffIDs[index].description]
+                do {
+                    if index == 0 {
+                        try snapshotter.commit(chains[index], key: keys[slot], labels: labels)
+                    } else {
+                        try snapshotter.commit(chains[index], key: keys[slot], labels: labels, rebasingOnto: chains[index - 1])
+                    }
+                } catch let error as AtollError where error.code == .alreadyExists {
+                    try snapshotter.remove(keys[slot])  // another load unpacked the same layer first
+                }
+                committed = slot + 1
+            }
+        } catch {
+            for key in keys[committed...] { try? snapshotter.remove(key) }
+            throw error
+        }
     }
 
     private func unpackLayer(_ layer: Descriptor, diffID: Digest, position: Int, chain: String, parent: String?) throws {
         let key = "extract-\(Identifier.random().prefix(12))-\(chain)"
+        let started = ContinuousClock.now
         let mounts = try snapshotter.prepare(key, parent: parent, labels: [:])
         do {
             let applied = try Layer.apply(from: try content.open(layer.digest), to: mounts, limits: limits)
+            logger.debug("unpacked layer \(position) (\(applied.uncompressedSize) bytes) in \(ContinuousClock.now - started)")
             guard applied.diffID == diffID else {
                 throw AtollError.dataLoss(
                     "layer \(position) (\(layer.digest)) unpacks to \(applied.diffID), but the image config says \(diffID)")

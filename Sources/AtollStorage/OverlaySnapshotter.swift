@@ -97,10 +97,22 @@ public final class OverlaySnapshotter: Snapshotter {
     }
 
     public func commit(_ name: String, key: String, labels: [String: String] = [:]) throws {
+        try commit(name, key: key, labels: labels, parent: nil)
+    }
+
+    /// An overlay snapshot's data is only its own upper directory, so a snapshot prepared without
+    /// a parent can be given one at commit: layers unpack in parallel and are stacked after.
+    public var canRebase: Bool { true }
+
+    public func commit(_ name: String, key: String, labels: [String: String], rebasingOnto parent: String) throws {
+        try commit(name, key: key, labels: labels, parent: parent)
+    }
+
+    private func commit(_ name: String, key: String, labels: [String: String], parent: String?) throws {
         let record = try metadata.record(key)
         guard record.kind == .active else {
             // Let the metadata store word the refusal.
-            try metadata.commit(key: key, as: name, labels: labels)
+            try metadata.commit(key: key, as: name, labels: labels, rebasingOnto: parent)
             return
         }
         let work = metadata.directory(of: record.id) + "/work"
@@ -110,7 +122,7 @@ public final class OverlaySnapshotter: Snapshotter {
         } catch {
             throw AtollError(.internalError, "cannot empty the work directory of snapshot \"\(key)\"", cause: error)
         }
-        try metadata.commit(key: key, as: name, labels: labels)
+        try metadata.commit(key: key, as: name, labels: labels, rebasingOnto: parent)
     }
 
     public func remove(_ key: String) throws { try metadata.remove(key) }

@@ -160,7 +160,9 @@ final class SnapshotMetadataStore: Sendable {
     }
 
     /// Turns the active snapshot `key` into the committed snapshot `name` (labels given override).
-    func commit(key: String, as name: String, labels: [String: String]) throws {
+    /// Commits `key` as `name`; with `parent`, a snapshot prepared without a parent gets that
+    /// committed parent now (rebase: only for drivers whose data does not depend on the parent).
+    func commit(key: String, as name: String, labels: [String: String], rebasingOnto parent: String? = nil) throws {
         guard !name.isEmpty else { throw AtollError.invalidArgument("snapshot name must not be empty") }
         try write("snapshot \"\(key)\"") { db in
             var record = try Self.record(db, key)
@@ -171,6 +173,17 @@ final class SnapshotMetadataStore: Sendable {
             }
             if name != key, try SnapshotRecord.filter(Column("name") == name).fetchCount(db) > 0 {
                 throw AtollError.alreadyExists("snapshot \"\(name)\" already exists")
+            }
+            if let parent {
+                guard record.parentID == nil else {
+                    throw AtollError.failedPrecondition(
+                        "snapshot \"\(key)\" was prepared with a parent and cannot be rebased onto \"\(parent)\"")
+                }
+                let parentRecord = try Self.record(db, parent)
+                guard parentRecord.kind == .committed else {
+                    throw AtollError.failedPrecondition("snapshot \"\(parent)\" is not committed and cannot be a parent")
+                }
+                record.parentID = parentRecord.id
             }
             record.name = name
             record.kind = .committed

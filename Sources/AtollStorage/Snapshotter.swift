@@ -79,6 +79,15 @@ public protocol Snapshotter: Sendable {
     /// Turns the active snapshot `key` into the committed snapshot `name`. The key goes away.
     func commit(_ name: String, key: String, labels: [String: String]) throws
 
+    /// Whether `commit(_:key:labels:rebasingOnto:)` works (containerd's "rebase" capability):
+    /// true where a snapshot's data does not depend on its parent's (overlay), false where it
+    /// holds a copy of it (native).
+    var canRebase: Bool { get }
+
+    /// Commits an active snapshot that was prepared without a parent, giving it the committed
+    /// `parent` now. Lets layers unpack in parallel, each into its own parentless snapshot.
+    func commit(_ name: String, key: String, labels: [String: String], rebasingOnto parent: String) throws
+
     /// Removes a snapshot of any kind, with its data. Fails when it has children.
     func remove(_ key: String) throws
 
@@ -91,4 +100,12 @@ public protocol Snapshotter: Sendable {
     /// Removes data directories that no metadata refers to (left by a crash). Returns how many.
     @discardableResult
     func cleanup() throws -> Int
+}
+
+extension Snapshotter {
+    public var canRebase: Bool { false }
+
+    public func commit(_ name: String, key: String, labels: [String: String], rebasingOnto parent: String) throws {
+        throw AtollError(.unsupported, "the \(driverName) storage driver cannot rebase snapshot \"\(key)\" onto \"\(parent)\"")
+    }
 }
