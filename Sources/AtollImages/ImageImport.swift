@@ -30,7 +30,12 @@ extension ImageService {
             do {
                 applied = try Layer.apply(from: try content.open(layerDigest), to: mounts, limits: limits)
                 do {
-                    try snapshotter.commit(applied.diffID.description, key: key, labels: [Self.layerLabel: applied.diffID.description])
+                    try snapshotter.commit(
+                        applied.diffID.description, key: key,
+                        labels: [
+                            Self.layerLabel: applied.diffID.description,
+                            Self.layerSizeLabel: String(applied.uncompressedSize),
+                        ])
                 } catch let error as AtollError where error.code == .alreadyExists {
                     try snapshotter.remove(key)
                 }

@@ -128,7 +128,7 @@ public final class ImageService: Sendable {
     private func sharedSize(config: ImageConfig, users: [String: Int]) -> Int64 {
         var shared: Int64 = 0
         for chain in ChainID.chainIDs(config.rootfs.diffIDs) where (users[chain.description] ?? 0) > 1 {
-            shared += (try? snapshotter.usage(chain.description).size) ?? 0
+            shared += layerSize(chain.description)
         }
         return shared
     }
@@ -280,6 +280,8 @@ public final class ImageService: Sendable {
 
     /// Label on committed layer snapshots (value: the layer's diff ID).
     static let layerLabel = "atoll.layer.diff-id"
+    /// Label on committed layer snapshots (value: the layer's uncompressed size in bytes).
+    static let layerSizeLabel = "atoll.layer.size"
 }
 
 /// Which layer snapshots (chain IDs) each image uses, for shared sizes and GC.

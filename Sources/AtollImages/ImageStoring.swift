@@ -27,7 +27,7 @@ extension ImageService {
                     parent: index == 0 ? nil : chains[index - 1])
             }
         }
-        let size = chains.reduce(Int64(0)) { $0 + ((try? snapshotter.usage($1).size) ?? 0) }
+        let size = chains.reduce(Int64(0)) { $0 + layerSize($1) }
         return (chains, size)
     }
 
@@ -38,6 +38,7 @@ extension ImageService {
     private func unpackInParallel(_ missing: [Int], of layers: [Descriptor], diffIDs: [Digest], chains: [String]) throws {
         let keys = missing.map { "extract-\(Identifier.random().prefix(12))-\(chains[$0])" }
         let failures = Mutex<[Int: any Error]>([:])
+        let unpackedSizes = Mutex<[Int: Int64]>([:])
         DispatchQueue.concurrentPerform(iterations: missing.count) { slot in
             let index = missing[slot]
             do {
@@ -55,15 +56,19 @@ extension ImageService {
                     throw AtollError.dataLoss(
                         "layer \(index + 1) (\(layers[index].digest)) unpacks to \(applied.diffID), but the image config says \(diffIDs[index])")
                 }
+                unpackedSizes.withLock { $0[index] = applied.uncompressedSize }
             } catch {
                 failures.withLock { $0[slot] = error }
             }
         }
+        let sizes = unpackedSizes.withLock { $0 }
         var committed = 0
         do {
             if let first = failures.withLock({ $0.min { $0.key < $1.key } }) { throw first.value }
             for (slot, index) in missing.enumerated() {
-                let labels = [Self.layerLabel: diffIDs[index].description]
+                let labels = [
+                    Self.layerLabel: diffIDs[index].description, Self.layerSizeLabel: String(sizes[index] ?? 0),
+                ]
                 do {
                     if index == 0 {
                         try snapshotter.commit(chains[index], key: keys[slot], labels: labels)
@@ -93,7 +98,9 @@ extension ImageService {
                     "layer \(position) (\(layer.digest)) unpacks to \(applied.diffID), but the image config says \(diffID)")
             }
             do {
-                try snapshotter.commit(chain, key: key, labels: [Self.layerLabel: diffID.description])
+                try snapshotter.commit(
+                    chain, key: key,
+                    labels: [Self.layerLabel: diffID.description, Self.layerSizeLabel: String(applied.uncompressedSize)])
             } catch let error as AtollError where error.code == .alreadyExists {
                 try snapshotter.remove(key)  // another load unpacked the same layer first
             }
@@ -101,6 +108,15 @@ extension ImageService {
             try? snapshotter.remove(key)
             throw error
         }
+    }
+
+    /// A layer's size as lists show it: its uncompressed size, recorded on its snapshot when it was
+    /// unpacked (cheap), or the snapshot's disk usage for a layer unpacked without the label.
+    func layerSize(_ chain: String) -> Int64 {
+        if let label = (try? snapshotter.stat(chain))?.labels[Self.layerSizeLabel], let size = Int64(label) {
+            return size
+        }
+        return (try? snapshotter.usage(chain).size) ?? 0
     }
 
     /// Stores a manifest and config that are already in the content store as an image, with its
