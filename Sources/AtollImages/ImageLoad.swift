@@ -20,21 +20,28 @@ extension ImageService {
         defer { _ = try? collectGarbage() }
         return try contentLock.withReadLock {
             let started = ContinuousClock.now
-            let archive = try ArchiveContents.read(from: source, into: content)
+            let early = snapshotter.canRebase ? EarlyUnpacker(service: self) : nil
+            defer { early?.discardUnused() }
+            let archive = try ArchiveContents.read(from: source, into: content) { digest, prefix in
+                early?.offer(digest, prefix: prefix)
+            }
             try upload?.ensureComplete("the archive")
+            early?.wait()
             logger.debug("load: read the archive (\(archive.blobs.count) blobs) in \(ContinuousClock.now - started)")
             if let index = archive.metadata["index.json"] {
-                return try loadOCILayout(index: index, archive: archive)
+                return try loadOCILayout(index: index, archive: archive, early: early)
             }
             if let manifest = archive.metadata["manifest.json"] {
-                return try loadDockerArchive(manifest: manifest, archive: archive)
+                return try loadDockerArchive(manifest: manifest, archive: archive, early: early)
             }
             throw AtollError.invalidArgument(
                 "the archive holds neither manifest.json nor index.json: it is not a docker-save archive or an OCI image layout")
         }
     }
 
-    private func loadOCILayout(index indexBytes: [UInt8], archive: ArchiveContents) throws -> [LoadedImage] {
+    private func loadOCILayout(index indexBytes: [UInt8], archive: ArchiveContents, early: EarlyUnpacker?) throws
+        -> [LoadedImage]
+    {
         guard case .index(let index) = try ManifestDocument.parse(data: indexBytes, declaredMediaType: nil) else {
             throw AtollError.invalidArgument("index.json in the archive is not an image index")
         }
@@ -46,7 +53,7 @@ extension ImageService {
             let record = try store(
                 manifestDigest: manifestDescriptor.digest, manifestMediaType: manifestDescriptor.mediaType,
                 manifestSize: Int64(manifestBytes.count), manifest: manifest, config: config,
-                names: name.map { [$0.normalized] } ?? [])
+                names: name.map { [$0.normalized] } ?? [], early: early)
             loaded.append(LoadedImage(reference: name?.familiar ?? "", imageID: record.id))
         }
         return loaded
@@ -68,7 +75,9 @@ extension ImageService {
         throw AtollError.invalidArgument("image indexes in the archive nest too deeply")
     }
 
-    private func loadDockerArchive(manifest manifestBytes: [UInt8], archive: ArchiveContents) throws -> [LoadedImage] {
+    private func loadDockerArchive(manifest manifestBytes: [UInt8], archive: ArchiveContents, early: EarlyUnpacker?)
+        throws -> [LoadedImage]
+    {
         let entries: [DockerArchiveManifestEntry]
         do {
             entries = try DockerArchiveManifestEntry.parseList(data: manifestBytes)
@@ -103,7 +112,7 @@ extension ImageService {
             }
             let record = try store(
                 manifestDigest: manifestDigest, manifestMediaType: MediaType.ociManifest, manifestSize: manifestSize,
-                manifest: manifest, config: config, names: names.map(\.normalized))
+                manifest: manifest, config: config, names: names.map(\.normalized), early: early)
             if names.isEmpty { loaded.append(LoadedImage(reference: "", imageID: record.id)) }
             for name in names { loaded.append(LoadedImage(reference: name.familiar, imageID: record.id)) }
         }
@@ -169,7 +178,10 @@ struct ArchiveContents {
 
     /// Streams the archive: metadata files into memory, everything else into the content store
     /// (blobs/sha256/<hex> verified against their names as they are written).
-    static func read(from source: FileDescriptor, into content: ContentStore) throws -> ArchiveContents {
+    /// `stored` hears of each blob written, with its first bytes.
+    static func read(
+        from source: FileDescriptor, into content: ContentStore, stored: (Digest, [UInt8]) -> Void = { _, _ in }
+    ) throws -> ArchiveContents {
         let reader = try ArchiveFileReader(reading: source)
         var result = ArchiveContents()
         while let entry = try reader.next() {
@@ -192,16 +204,26 @@ struct ArchiveContents {
                     do { digest = try Digest(hex: String(parts[2])) } catch {
                         throw AtollError.invalidArgument("the archive holds a blob with an invalid name \"\(entry.path)\"")
                     }
-                    let stored = try content.ingest(expected: digest, expectedSize: entry.size) { writer in
-                        try reader.readData { try writer.write($0) }
+                    var prefix: [UInt8] = []
+                    let blob = try content.ingest(expected: digest, expectedSize: entry.size) { writer in
+                        try reader.readData { chunk in
+                            if prefix.count < 512 { prefix += chunk.prefix(512 - prefix.count) }
+                            try writer.write(chunk)
+                        }
                     }
-                    result.blobs[entry.path] = (stored.digest, stored.size)
+                    result.blobs[entry.path] = (blob.digest, blob.size)
+                    stored(blob.digest, prefix)
                 } else {
                     let writer = try content.writer(expected: nil, expectedSize: entry.size)
                     do {
-                        try reader.readData { try writer.write($0) }
-                        let stored = try writer.commit()
-                        result.blobs[entry.path] = (stored.digest, stored.size)
+                        var prefix: [UInt8] = []
+                        try reader.readData { chunk in
+                            if prefix.count < 512 { prefix += chunk.prefix(512 - prefix.count) }
+                            try writer.write(chunk)
+                        }
+                        let blob = try writer.commit()
+                        result.blobs[entry.path] = (blob.digest, blob.size)
+                        stored(blob.digest, prefix)
                     } catch {
                         writer.abort()
                         throw error

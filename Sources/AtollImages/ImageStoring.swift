@@ -10,7 +10,9 @@ extension ImageService {
     /// snapshots that exist (layers shared by images are unpacked once). Each layer's diff ID is
     /// checked against the config; a failed layer's snapshot is removed. Returns the chain IDs and
     /// the bytes the layers use.
-    func unpack(manifest: ImageManifest, config: ImageConfig) throws -> (chains: [String], size: Int64) {
+    func unpack(manifest: ImageManifest, config: ImageConfig, early: EarlyUnpacker? = nil) throws -> (
+        chains: [String], size: Int64
+    ) {
         let diffIDs = config.rootfs.diffIDs
         guard diffIDs.count == manifest.layers.count else {
             throw AtollError.dataLoss(
@@ -18,8 +20,8 @@ extension ImageService {
         }
         let chains = ChainID.chainIDs(diffIDs).map(\.description)
         let missing = chains.indices.filter { (try? snapshotter.stat(chains[$0]))?.kind != .committed }
-        if snapshotter.canRebase && missing.count > 1 {
-            try unpackInParallel(missing, of: manifest.layers, diffIDs: diffIDs, chains: chains)
+        if snapshotter.canRebase && (missing.count > 1 || early != nil) {
+            try unpackInParallel(missing, of: manifest.layers, diffIDs: diffIDs, chains: chains, early: early)
         } else {
             for index in missing {
                 try unpackLayer(
@@ -35,28 +37,36 @@ extension ImageService {
     /// cores (unpacking is bound by the kernel's file creation, which scales across cores), then
     /// commits them bottom-up, each rebased onto the layer below. Only for drivers that can rebase
     /// (overlay), where a layer's upper directory does not depend on what lies under it.
-    private func unpackInParallel(_ missing: [Int], of layers: [Descriptor], diffIDs: [Digest], chains: [String]) throws {
-        let keys = missing.map { "extract-\(Identifier.random().prefix(12))-\(chains[$0])" }
+    private func unpackInParallel(
+        _ missing: [Int], of layers: [Descriptor], diffIDs: [Digest], chains: [String], early: EarlyUnpacker?
+    ) throws {
+        var keys = missing.map { "extract-\(Identifier.random().prefix(12))-\(chains[$0])" }
         let failures = Mutex<[Int: any Error]>([:])
         let unpackedSizes = Mutex<[Int: Int64]>([:])
-        DispatchQueue.concurrentPerform(iterations: missing.count) { slot in
+        @Sendable func check(_ applied: AppliedLayer, _ index: Int) throws {
+            guard applied.diffID == diffIDs[index] else {
+                throw AtollError.dataLoss(
+                    "layer \(index + 1) (\(layers[index].digest)) unpacks to \(applied.diffID), but the image config says \(diffIDs[index])")
+            }
+            unpackedSizes.withLock { $0[index] = applied.uncompressedSize }
+        }
+        // Layers the early unpacker already did (while the archive was read) are taken as they are.
+        var remaining: [Int] = []
+        for (slot, index) in missing.enumerated() {
+            guard let done = early?.take(layers[index].digest) else {
+                remaining.append(slot)
+                continue
+            }
+            keys[slot] = done.key
+            do { try check(try done.result.get(), index) } catch { failures.withLock { $0[slot] = error } }
+        }
+        let todo = remaining
+        let fixedKeys = keys
+        DispatchQueue.concurrentPerform(iterations: todo.count) { i in
+            let slot = todo[i]
             let index = missing[slot]
             do {
-                let started = ContinuousClock.now
-                let mounts = try snapshotter.prepare(keys[slot], parent: nil, labels: [:])
-                guard let directory = mounts.first?.source, mounts.count == 1, mounts[0].type == "bind" else {
-                    throw AtollError.internalError("snapshot \"\(keys[slot])\" is not a plain directory")
-                }
-                let applied = try Layer.apply(
-                    from: try content.open(layers[index].digest), toDirectory: directory,
-                    whiteouts: .overlay(lowerDirectories: []), limits: limits)
-                logger.debug(
-                    "unpacked layer \(index + 1) (\(applied.uncompressedSize) bytes) in \(ContinuousClock.now - started)")
-                guard applied.diffID == diffIDs[index] else {
-                    throw AtollError.dataLoss(
-                        "layer \(index + 1) (\(layers[index].digest)) unpacks to \(applied.diffID), but the image config says \(diffIDs[index])")
-                }
-                unpackedSizes.withLock { $0[index] = applied.uncompressedSize }
+                try check(try unpackDetached(layers[index].digest, key: fixedKeys[slot]), index)
             } catch {
                 failures.withLock { $0[slot] = error }
             }
@@ -110,6 +120,21 @@ extension ImageService {
         }
     }
 
+    /// Unpacks a layer blob into a new parentless snapshot `key`, with overlay whiteouts (for
+    /// drivers that can rebase it onto its parent later). The snapshot stays on failure.
+    func unpackDetached(_ digest: Digest, key: String) throws -> AppliedLayer {
+        let started = ContinuousClock.now
+        let mounts = try snapshotter.prepare(key, parent: nil, labels: [:])
+        guard let directory = mounts.first?.source, mounts.count == 1, mounts[0].type == "bind" else {
+            throw AtollError.internalError("snapshot \"\(key)\" is not a plain directory")
+        }
+        let applied = try Layer.apply(
+            from: try content.open(digest), toDirectory: directory, whiteouts: .overlay(lowerDirectories: []),
+            limits: limits)
+        logger.debug("unpacked layer \(digest) (\(applied.uncompressedSize) bytes) in \(ContinuousClock.now - started)")
+        return applied
+    }
+
     /// A layer's size as lists show it: its uncompressed size, recorded on its snapshot when it was
     /// unpacked (cheap), or the snapshot's disk usage for a layer unpacked without the label.
     func layerSize(_ chain: String) -> Int64 {
@@ -123,7 +148,7 @@ extension ImageService {
     /// layers unpacked, and points `names` (normalized references) at it — all or nothing.
     func store(
         manifestDigest: Digest, manifestMediaType: String, manifestSize: Int64, manifest: ImageManifest,
-        config: ImageConfig, names: [String]
+        config: ImageConfig, names: [String], early: EarlyUnpacker? = nil
     ) throws -> ImageRecord {
         // Every blob the image names must be here, whole, before the image may be recorded.
         for descriptor in [manifest.config] + manifest.layers {
@@ -135,7 +160,7 @@ extension ImageService {
                     "blob \(descriptor.digest) has \(info.size) bytes, but the manifest says \(descriptor.size)")
             }
         }
-        let (chains, size) = try unpack(manifest: manifest, config: config)
+        let (chains, size) = try unpack(manifest: manifest, config: config, early: early)
         let record = ImageRecord(
             id: manifest.config.digest.description, manifestDigest: manifestDigest.description,
             manifestMediaType: manifestMediaType, manifestSize: manifestSize,
