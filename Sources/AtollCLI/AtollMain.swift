@@ -82,7 +82,9 @@ enum GlobalOptions {
     static func extract(from arguments: inout [String]) throws {
         while let first = arguments.first {
             if first == "-H" || first == "--host" {
-                guard arguments.count > 1 else { throw AtollError.invalidArgument("\(first) needs a value: unix:///path") }
+                guard arguments.count > 1 else {
+                    throw AtollError.invalidArgument("\(first) needs a value: unix:///path")
+                }
                 setenv("ATOLL_HOST", arguments[1], 1)
                 arguments.removeFirst(2)
             } else if first.hasPrefix("--host=") || (first.hasPrefix("-H") && first.count > 2) {

@@ -18,7 +18,9 @@ enum ImageListing {
                     "ID": shortID, "Repository": split.repository, "Tag": split.tag,
                     "Digest": image.targetDigest.isEmpty ? "<none>" : image.targetDigest,
                     "CreatedSince": Output.since(image.created),
-                    "CreatedAt": image.created > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(image.created))) : "",
+                    "CreatedAt": image.created > 0
+                        ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(image.created)))
+                        : "",
                     "Size": Output.size(image.size), "SharedSize": Output.size(image.sharedSize),
                     "Containers": String(image.containers),
                 ]

@@ -13,7 +13,8 @@ struct ImageListOptions: ParsableArguments {
     @Flag(name: .customLong("no-trunc"), help: "Do not truncate IDs.")
     var noTrunc = false
 
-    @Option(name: .shortAndLong, help: "Filter (dangling=true, reference=PATTERN, label=K[=V], before=IMAGE, since=IMAGE).")
+    @Option(
+        name: .shortAndLong, help: "Filter (dangling=true, reference=PATTERN, label=K[=V], before=IMAGE, since=IMAGE).")
     var filter: [String] = []
 
     @Option(help: "Format: table, json or a template such as '{{.Repository}}:{{.Tag}}'.")

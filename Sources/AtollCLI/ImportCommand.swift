@@ -10,7 +10,8 @@ struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import", abstract: "Create an image from a root file-system tarball (plain, gzip or zstd).")
 
-    @Option(name: [.short, .customLong("change")], help: "Apply a Dockerfile instruction to the image (CMD, ENV, ...).")
+    @Option(
+        name: [.short, .customLong("change")], help: "Apply a Dockerfile instruction to the image (CMD, ENV, ...).")
     var change: [String] = []
 
     @Option(name: [.short, .long], help: "Commit message for the image's history.")
@@ -51,7 +52,8 @@ enum InputFile {
         do {
             return try Syscall.open(path, flags: O_RDONLY)
         } catch {
-            throw AtollError.invalidArgument("cannot read \(path): \(String(cString: strerror(error.errno)).lowercased())")
+            throw AtollError.invalidArgument(
+                "cannot read \(path): \(String(cString: strerror(error.errno)).lowercased())")
         }
     }
 }

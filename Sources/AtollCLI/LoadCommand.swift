@@ -8,7 +8,8 @@ import Glibc
 
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "load", abstract: "Load images from a docker-save archive or an OCI layout tar (plain, gzip or zstd).")
+        commandName: "load",
+        abstract: "Load images from a docker-save archive or an OCI layout tar (plain, gzip or zstd).")
 
     @Option(name: [.short, .long], help: "Read from this file instead of standard input.")
     var input: String?
@@ -34,7 +35,8 @@ struct LoadCommand: AsyncParsableCommand {
         let response = try await GlobalOptions.withEngine { try await $0.images.load(request: request) }
         guard !quiet else { return }
         for image in response.images {
-            Output.print(image.reference.isEmpty ? "Loaded image ID: \(image.imageID)" : "Loaded image: \(image.reference)")
+            Output.print(
+                image.reference.isEmpty ? "Loaded image ID: \(image.imageID)" : "Loaded image: \(image.reference)")
         }
     }
 }

@@ -10,7 +10,9 @@ enum Output {
     static func table(_ header: [String], _ rows: [[String]]) {
         let all = [header] + rows
         var widths = [Int](repeating: 0, count: header.count)
-        for row in all { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        for row in all {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
         for row in all {
             var line = ""
             for (i, cell) in row.enumerated() {
@@ -77,9 +79,13 @@ struct RowFormat {
             kind = .table("")
             return
         }
-        if format == "json" { kind = .json }
-        else if format.hasPrefix("table") { kind = .table(String(format.dropFirst(5)).trimmingCharacters(in: .whitespaces)) }
-        else { kind = .template(format) }
+        if format == "json" {
+            kind = .json
+        } else if format.hasPrefix("table") {
+            kind = .table(String(format.dropFirst(5)).trimmingCharacters(in: .whitespaces))
+        } else {
+            kind = .template(format)
+        }
     }
 
     /// Renders `rows` (each a field name → value map, `order` giving the default columns).

@@ -27,7 +27,8 @@ struct SaveCommand: AsyncParsableCommand {
             do {
                 fd = try Syscall.open(temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
             } catch {
-                throw AtollError.invalidArgument("cannot write \(output ?? ""): \(String(cString: strerror(error.errno)).lowercased())")
+                throw AtollError.invalidArgument(
+                    "cannot write \(output ?? ""): \(String(cString: strerror(error.errno)).lowercased())")
             }
         } else {
             fd = FileDescriptor(owning: dup(STDOUT_FILENO))

@@ -3,7 +3,8 @@ import AtollAPI
 
 struct SystemCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "system", abstract: "Manage the engine.", subcommands: [SystemDiskUsageCommand.self, InfoCommand.self])
+        commandName: "system", abstract: "Manage the engine.",
+        subcommands: [SystemDiskUsageCommand.self, InfoCommand.self])
 }
 
 struct SystemDiskUsageCommand: AsyncParsableCommand {
@@ -25,7 +26,10 @@ struct SystemDiskUsageCommand: AsyncParsableCommand {
         }
         RowFormat(format).render(
             rows,
-            columns: [("Type", "TYPE"), ("TotalCount", "TOTAL"), ("Active", "ACTIVE"), ("Size", "SIZE"), ("Reclaimable", "RECLAIMABLE")])
+            columns: [
+                ("Type", "TYPE"), ("TotalCount", "TOTAL"), ("Active", "ACTIVE"), ("Size", "SIZE"),
+                ("Reclaimable", "RECLAIMABLE"),
+            ])
         guard verbose else { return }
         Output.print("\nImages space usage:\n")
         Output.table(
@@ -34,8 +38,10 @@ struct SystemDiskUsageCommand: AsyncParsableCommand {
                 (image.repoTags.isEmpty ? ["<none>:<none>"] : image.repoTags).map { tag in
                     let split = ImageListing.splitTag(tag)
                     return [
-                        split.repository, split.tag, String(image.id.dropFirst(7).prefix(12)), Output.since(image.created),
-                        Output.size(image.size), Output.size(image.sharedSize), Output.size(image.size - image.sharedSize),
+                        split.repository, split.tag, String(image.id.dropFirst(7).prefix(12)),
+                        Output.since(image.created),
+                        Output.size(image.size), Output.size(image.sharedSize),
+                        Output.size(image.size - image.sharedSize),
                         String(image.containers),
                     ]
                 }

@@ -4,13 +4,19 @@ import AtollCore
 import Foundation
 
 struct VersionCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "version", abstract: "Show the client and engine versions.")
+    static let configuration = CommandConfiguration(
+        commandName: "version", abstract: "Show the client and engine versions.")
 
     func run() async throws {
         let arch = HostArchitecture.current
-        Output.print("Client:\n Version:      \(AtollVersion.version)\n API version:  \(AtollVersion.apiVersion)\n OS/Arch:      linux/\(arch)")
-        let server = try await GlobalOptions.withEngine { try await $0.system.version(Atoll_Engine_V1_VersionRequest()) }
-        Output.print("""
+        Output.print(
+            "Client:\n Version:      \(AtollVersion.version)\n API version:  \(AtollVersion.apiVersion)\n OS/Arch:      linux/\(arch)"
+        )
+        let server = try await GlobalOptions.withEngine {
+            try await $0.system.version(Atoll_Engine_V1_VersionRequest())
+        }
+        Output.print(
+            """
 
             Server:
              Engine:

@@ -20,7 +20,8 @@ public struct EngineEndpoint: Sendable, CustomStringConvertible {
         } else if host.hasPrefix("/") {
             socketPath = host
         } else if host.hasPrefix("tcp://") {
-            throw AtollError(.unsupported, "invalid host \"\(host)\": tcp:// needs cluster mode, which this atoll does not have yet")
+            throw AtollError(
+                .unsupported, "invalid host \"\(host)\": tcp:// needs cluster mode, which this atoll does not have yet")
         } else {
             throw AtollError.invalidArgument("invalid host \"\(host)\": want unix:///path")
         }
@@ -43,7 +44,8 @@ public struct EngineClient: Sendable {
         switch SocketProbe.connectError(endpoint.socketPath) {
         case 0: break
         case EACCES, EPERM:
-            throw AtollError(.permissionDenied, "permission denied connecting to atolld at \(endpoint): the socket is for root only")
+            throw AtollError(
+                .permissionDenied, "permission denied connecting to atolld at \(endpoint): the socket is for root only")
         default:
             throw AtollError(.unavailable, "cannot connect to atolld at \(endpoint) — is it running?")
         }

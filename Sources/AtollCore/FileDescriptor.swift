@@ -23,11 +23,10 @@ public final class FileDescriptor: @unchecked Sendable {
 
     /// Writes the whole buffer, looping over short writes.
     public func writeAll(_ buffer: UnsafeRawBufferPointer) throws(SystemCallError) {
+        guard let base = buffer.baseAddress else { return }
         var offset = 0
         while offset < buffer.count {
-            offset += try Syscall.retrying("write") {
-                Glibc.write(rawValue, buffer.baseAddress! + offset, buffer.count - offset)
-            }
+            offset += try Syscall.retrying("write") { Glibc.write(rawValue, base + offset, buffer.count - offset) }
         }
     }
 

@@ -42,7 +42,7 @@ public enum FileSystem {
     /// A missing path is not an error.
     public static func removeTree(_ path: String) throws {
         let st: stat
-        do { st = try Syscall.stat(path, followSymlinks: false) } catch where error.errno == ENOENT { return }
+        do { st = try Syscall.stat(path, followSymlinks: false) } catch  where error.errno == ENOENT { return }
         if st.st_mode & S_IFMT == S_IFDIR {
             let fd = try Syscall.open(path, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
             try removeContents(of: fd, path: path)

@@ -7,7 +7,8 @@ import Glibc
 public enum MountSyscall {
     /// fsopen(2) with FSOPEN_CLOEXEC: a file-system context for `type` ("overlay", "tmpfs").
     public static func fsopen(_ type: String) throws(SystemCallError) -> FileDescriptor {
-        FileDescriptor(owning: try Syscall.retrying("fsopen", type) { atoll_fsopen(type, UInt32(ATOLL_FSOPEN_CLOEXEC)) })
+        FileDescriptor(
+            owning: try Syscall.retrying("fsopen", type) { atoll_fsopen(type, UInt32(ATOLL_FSOPEN_CLOEXEC)) })
     }
 
     /// fsconfig(FSCONFIG_SET_STRING, key, value).
@@ -94,10 +95,14 @@ public enum CopySyscall {
 
     /// copy_file_range(2) of up to `count` bytes at the current offsets; returns the bytes copied
     /// (0 at end of file).
-    public static func copyRange(from source: FileDescriptor, to destination: FileDescriptor, count: Int, _ subject: String)
+    public static func copyRange(
+        from source: FileDescriptor, to destination: FileDescriptor, count: Int, _ subject: String
+    )
         throws(SystemCallError) -> Int
     {
-        try Syscall.retrying("copy_file_range", subject) { atoll_copy_file_range(source.rawValue, destination.rawValue, count) }
+        try Syscall.retrying("copy_file_range", subject) {
+            atoll_copy_file_range(source.rawValue, destination.rawValue, count)
+        }
     }
 
     /// The names of the extended attributes of `path` (not following a final symlink).
@@ -109,10 +114,12 @@ public enum CopySyscall {
             let n: Int
             do {
                 n = try Syscall.retrying("llistxattr", path) { atoll_llistxattr(path, &buffer, buffer.count) }
-            } catch where error.errno == ERANGE {
+            } catch  where error.errno == ERANGE {
                 continue
             }
-            return buffer[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+            return buffer[0..<n].split(separator: 0).map {
+                String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
         }
     }
 
@@ -127,7 +134,7 @@ public enum CopySyscall {
                 n = try Syscall.retrying("lgetxattr", "\(name) of \(path)") {
                     buffer.withUnsafeMutableBytes { atoll_lgetxattr(path, name, $0.baseAddress, $0.count) }
                 }
-            } catch where error.errno == ERANGE {
+            } catch  where error.errno == ERANGE {
                 continue
             }
             return Array(buffer[0..<n])

@@ -78,10 +78,14 @@ public enum Syscall {
     }
 
     /// mkdir(2) relative to `dirfd`; `existingIsFine` turns EEXIST into success.
-    public static func mkdir(_ path: String, at dirfd: Int32 = AT_FDCWD, mode: mode_t = 0o755, existingIsFine: Bool = false)
+    public static func mkdir(
+        _ path: String, at dirfd: Int32 = AT_FDCWD, mode: mode_t = 0o755, existingIsFine: Bool = false
+    )
         throws(SystemCallError)
     {
-        do { try retrying("mkdir", path) { mkdirat(dirfd, path, mode) } } catch where existingIsFine && error.errno == EEXIST {}
+        do { try retrying("mkdir", path) { mkdirat(dirfd, path, mode) } } catch
+            where existingIsFine && error.errno == EEXIST
+        {}
     }
 
     /// Creates a directory and its missing parents (like `mkdir -p`).
@@ -101,12 +105,14 @@ public enum Syscall {
     }
 
     /// unlinkat(2); `directory: true` removes an empty directory. `missingIsFine` ignores ENOENT.
-    public static func unlink(_ path: String, at dirfd: Int32 = AT_FDCWD, directory: Bool = false, missingIsFine: Bool = false)
+    public static func unlink(
+        _ path: String, at dirfd: Int32 = AT_FDCWD, directory: Bool = false, missingIsFine: Bool = false
+    )
         throws(SystemCallError)
     {
         do {
             try retrying("unlink", path) { unlinkat(dirfd, path, directory ? AT_REMOVEDIR : 0) }
-        } catch where missingIsFine && error.errno == ENOENT {}
+        } catch  where missingIsFine && error.errno == ENOENT {}
     }
 
     /// readlinkat(2).
@@ -133,8 +139,10 @@ public enum Syscall {
     }
 
     /// umount2(2); `missingIsFine` ignores a target that is not mounted (EINVAL) or gone (ENOENT).
-    public static func unmount(_ target: String, flags: Int32 = 0, missingIsFine: Bool = false) throws(SystemCallError) {
-        do { try retrying("umount", target) { umount2(target, flags) } } catch where missingIsFine
+    public static func unmount(_ target: String, flags: Int32 = 0, missingIsFine: Bool = false) throws(SystemCallError)
+    {
+        do { try retrying("umount", target) { umount2(target, flags) } } catch
+            where missingIsFine
             && (error.errno == EINVAL || error.errno == ENOENT)
         {}
     }

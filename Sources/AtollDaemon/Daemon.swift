@@ -41,8 +41,9 @@ public enum Daemon {
         try claimSocket(options.socket)
 
         let engine = try await BlockingWork.run {
-            try Engine(configuration: EngineConfiguration(
-                root: options.root, storageDriver: options.storageDriver, runDirectory: options.runDirectory))
+            try Engine(
+                configuration: EngineConfiguration(
+                    root: options.root, storageDriver: options.storageDriver, runDirectory: options.runDirectory))
         }
         // Probe the runtimes now, in the background, so `atoll info` answers at once later.
         Task.detached(priority: .background) { _ = engine.runtimeStatuses() }
@@ -84,7 +85,8 @@ public enum Daemon {
                 throw AtollError(.permissionDenied, "cannot restrict the permissions of \(options.socket)")
             }
             logger.info(
-                "atolld \(AtollVersion.version) serving on unix://\(options.socket) (root \(options.root), storage driver \(engine.snapshotter.driverName))")
+                "atolld \(AtollVersion.version) serving on unix://\(options.socket) (root \(options.root), storage driver \(engine.snapshotter.driverName))"
+            )
         }
         unlink(options.socket)
         logger.info("atolld stopped")

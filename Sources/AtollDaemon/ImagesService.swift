@@ -42,7 +42,8 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         -> Atoll_Engine_V1_LoadResponse
     {
         let images = self.images
-        let loaded = try await StreamBridge.feed(consume: { fd, upload in try images.load(from: fd, upload: upload) }) { write in
+        let loaded = try await StreamBridge.feed(consume: { fd, upload in try images.load(from: fd, upload: upload) }) {
+            write in
             for try await message in request {
                 if case .chunk(let data)? = message.part { try await write(data) }
             }
@@ -97,7 +98,9 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         return response
     }
 
-    func tag(request: Atoll_Engine_V1_TagImageRequest, context: ServerContext) async throws -> Atoll_Engine_V1_TagImageResponse {
+    func tag(request: Atoll_Engine_V1_TagImageRequest, context: ServerContext) async throws
+        -> Atoll_Engine_V1_TagImageResponse
+    {
         let images = self.images
         try await BlockingWork.run { try images.tag(source: request.source, target: request.target) }
         return Atoll_Engine_V1_TagImageResponse()

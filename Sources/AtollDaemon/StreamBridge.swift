@@ -52,7 +52,11 @@ enum StreamBridge {
         send: (Data) async throws -> Void
     ) async throws {
         let (readEnd, writeEnd) = try makePipe()
-        let producer = Task { try await BlockingWork.run { defer { writeEnd.close() }; try produce(writeEnd) } }
+        let producer = Task {
+            try await BlockingWork.run {
+                defer { writeEnd.close() }; try produce(writeEnd)
+            }
+        }
         do {
             while true {
                 let chunk = try await BlockingWork.run { () -> Data in

@@ -20,7 +20,8 @@ struct SystemService: Atoll_Engine_V1_System.SimpleServiceProtocol {
         return response
     }
 
-    func info(request: Atoll_Engine_V1_InfoRequest, context: ServerContext) async throws -> Atoll_Engine_V1_InfoResponse {
+    func info(request: Atoll_Engine_V1_InfoRequest, context: ServerContext) async throws -> Atoll_Engine_V1_InfoResponse
+    {
         let engine = self.engine
         let (runtimes, counts, storage) = try await BlockingWork.run {
             (engine.runtimeStatuses(), try engine.counts(), engine.storageStatus())

@@ -126,8 +126,9 @@ public final class Engine: Sendable {
         let active = images.filter { $0.containers > 0 }
         let activeBytes = active.reduce(Int64(0)) { $0 + $1.size }
         return [
-            DiskUsageRow(type: "Images", total: images.count, active: active.count, size: imageBytes,
-                         reclaimable: max(0, imageBytes - activeBytes)),
+            DiskUsageRow(
+                type: "Images", total: images.count, active: active.count, size: imageBytes,
+                reclaimable: max(0, imageBytes - activeBytes)),
             DiskUsageRow(type: "Containers", total: 0, active: 0, size: 0, reclaimable: 0),
             DiskUsageRow(type: "Local Volumes", total: 0, active: 0, size: 0, reclaimable: 0),
             DiskUsageRow(type: "Build Cache", total: 0, active: 0, size: 0, reclaimable: 0),

@@ -28,9 +28,10 @@ public enum RuntimeProbe {
     static func probe(name: String, path: String, workDirectory: String) -> RuntimeStatus {
         var status = RuntimeStatus(name: name, path: path, version: "", works: false, problem: "")
         if let result = try? Subprocess.run(path, ["--version"]) {
-            status.version = result.stdout.split(separator: "\n").first.map {
-                String($0).replacingOccurrences(of: "\(name) version ", with: "")
-            } ?? ""
+            status.version =
+                result.stdout.split(separator: "\n").first.map {
+                    String($0).replacingOccurrences(of: "\(name) version ", with: "")
+                } ?? ""
         }
         guard let probeBinary = staticProbeBinary() else {
             status.problem = "not checked: no static binary (busybox-static or catatonit) to run in a probe container"

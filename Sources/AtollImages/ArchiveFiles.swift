@@ -17,7 +17,9 @@ final class ArchiveFileReader {
     private let archive: OpaquePointer
 
     init(reading fd: FileDescriptor) throws {
-        guard let archive = archive_read_new() else { throw AtollError.internalError("cannot allocate an archive reader") }
+        guard let archive = archive_read_new() else {
+            throw AtollError.internalError("cannot allocate an archive reader")
+        }
         self.archive = archive
         archive_read_support_filter_gzip(archive)
         archive_read_support_filter_zstd(archive)
@@ -106,7 +108,9 @@ final class ArchiveFileWriter {
     private var closed = false
 
     init(writing fd: FileDescriptor) throws {
-        guard let archive = archive_write_new() else { throw AtollError.internalError("cannot allocate an archive writer") }
+        guard let archive = archive_write_new() else {
+            throw AtollError.internalError("cannot allocate an archive writer")
+        }
         self.archive = archive
         archive_write_set_format_pax_restricted(archive)
         archive_write_set_bytes_in_last_block(archive, 1)
@@ -137,7 +141,8 @@ final class ArchiveFileWriter {
         defer { buffer.deallocate() }
         var remaining = size
         while remaining > 0 {
-            let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(min(Int64(buffer.count), remaining))]))
+            let n = try source.read(
+                into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(min(Int64(buffer.count), remaining))]))
             guard n > 0 else { throw AtollError.dataLoss("\(path) ended \(remaining) bytes early") }
             try writeData(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             remaining -= Int64(n)
@@ -152,7 +157,9 @@ final class ArchiveFileWriter {
     }
 
     private func writeHeader(path: String, type: UInt32, mode: mode_t, size: Int64) throws {
-        guard let entry = archive_entry_new() else { throw AtollError.internalError("cannot allocate an archive entry") }
+        guard let entry = archive_entry_new() else {
+            throw AtollError.internalError("cannot allocate an archive entry")
+        }
         defer { archive_entry_free(entry) }
         archive_entry_set_pathname(entry, path)
         archive_entry_set_filetype(entry, type)

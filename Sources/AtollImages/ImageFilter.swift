@@ -53,7 +53,9 @@ struct ImageFilter {
         if let dangling, dangling != summary.repoTags.isEmpty { return false }
         if !references.isEmpty {
             let matched = references.contains { pattern in
-                summary.repoTags.contains { tag in Glob.matches(pattern, tag) || Glob.matches(pattern, repository(of: tag)) }
+                summary.repoTags.contains { tag in
+                    Glob.matches(pattern, tag) || Glob.matches(pattern, repository(of: tag))
+                }
             }
             if !matched { return false }
         }

@@ -42,7 +42,10 @@ extension ImageService {
             } catch {
                 try? snapshotter.remove(key)
                 // Keep the cause's own code where it is about the host (a full disk), not the input.
-                let code = (error as? AtollError).map { $0.code == .internalError || $0.code == .resourceExhausted ? $0.code : .invalidArgument } ?? .invalidArgument
+                let code =
+                    (error as? AtollError).map {
+                        $0.code == .internalError || $0.code == .resourceExhausted ? $0.code : .invalidArgument
+                    } ?? .invalidArgument
                 throw AtollError(code, "cannot import the tarball", cause: error)
             }
 
@@ -51,14 +54,18 @@ extension ImageService {
                 created: now, architecture: target.architecture, os: target.os, variant: target.variant,
                 config: runConfig, rootfs: ImageConfig.RootFS(diffIDs: [applied.diffID]),
                 history: [
-                    ImageConfig.History(created: now, createdBy: "atoll import", comment: message.isEmpty ? nil : message)
+                    ImageConfig.History(
+                        created: now, createdBy: "atoll import", comment: message.isEmpty ? nil : message)
                 ])
             let configBytes = try config.canonicalJSON()
             let (configDigest, configSize) = try storeJSON(configBytes)
             let manifest = ImageManifest(
                 mediaType: MediaType.ociManifest,
                 config: Descriptor(mediaType: MediaType.ociConfig, digest: configDigest, size: configSize),
-                layers: [Descriptor(mediaType: MediaType.ociLayer(compression: compression), digest: layerDigest, size: layerSize)])
+                layers: [
+                    Descriptor(
+                        mediaType: MediaType.ociLayer(compression: compression), digest: layerDigest, size: layerSize)
+                ])
             let manifestBytes = try manifest.canonicalJSON()
             let (manifestDigest, manifestSize) = try storeJSON(manifestBytes)
             let record = try store(

@@ -35,7 +35,8 @@ extension ImageService {
                 return try loadDockerArchive(manifest: manifest, archive: archive, early: early)
             }
             throw AtollError.invalidArgument(
-                "the archive holds neither manifest.json nor index.json: it is not a docker-save archive or an OCI image layout")
+                "the archive holds neither manifest.json nor index.json: it is not a docker-save archive or an OCI image layout"
+            )
         }
     }
 
@@ -60,7 +61,9 @@ extension ImageService {
     }
 
     /// Follows an index entry down to the manifest for this host's platform.
-    private func resolveManifest(_ descriptor: Descriptor, archive: ArchiveContents) throws -> (Descriptor, ImageManifest, [UInt8]) {
+    private func resolveManifest(_ descriptor: Descriptor, archive: ArchiveContents) throws -> (
+        Descriptor, ImageManifest, [UInt8]
+    ) {
         var current = descriptor
         for _ in 0..<4 {
             guard content.contains(current.digest) else {
@@ -91,7 +94,10 @@ extension ImageService {
             var layers: [Descriptor] = []
             for path in entry.layers {
                 let (digest, size) = try archive.blob(at: path)
-                layers.append(Descriptor(mediaType: MediaType.ociLayer(compression: try compression(of: digest)), digest: digest, size: size))
+                layers.append(
+                    Descriptor(
+                        mediaType: MediaType.ociLayer(compression: try compression(of: digest)), digest: digest,
+                        size: size))
             }
             // Docker archives carry no manifest: write the OCI manifest Docker would push.
             let manifest = ImageManifest(
@@ -103,10 +109,12 @@ extension ImageService {
             let names = try entry.repoTags.map { tag in
                 let reference: ImageReference
                 do { reference = try ImageReference(parsing: tag) } catch {
-                    throw AtollError(.invalidArgument, "manifest.json in the archive names an invalid tag \"\(tag)\"", cause: error)
+                    throw AtollError(
+                        .invalidArgument, "manifest.json in the archive names an invalid tag \"\(tag)\"", cause: error)
                 }
                 guard reference.digest == nil else {
-                    throw AtollError.invalidArgument("manifest.json in the archive names \"\(tag)\": a digest cannot be a tag")
+                    throw AtollError.invalidArgument(
+                        "manifest.json in the archive names \"\(tag)\": a digest cannot be a tag")
                 }
                 return reference
             }
@@ -193,7 +201,8 @@ struct ArchiveContents {
                 result.links[entry.path] = target
             case .file:
                 if metadataFiles.contains(entry.path) {
-                    result.metadata[entry.path] = try reader.readAll(limit: ManifestDocument.maximumSize, name: entry.path)
+                    result.metadata[entry.path] = try reader.readAll(
+                        limit: ManifestDocument.maximumSize, name: entry.path)
                     continue
                 }
                 let last = entry.path.split(separator: "/").last ?? ""
@@ -202,7 +211,8 @@ struct ArchiveContents {
                 if parts.count == 3, parts[0] == "blobs", parts[1] == "sha256" {
                     let digest: Digest
                     do { digest = try Digest(hex: String(parts[2])) } catch {
-                        throw AtollError.invalidArgument("the archive holds a blob with an invalid name \"\(entry.path)\"")
+                        throw AtollError.invalidArgument(
+                            "the archive holds a blob with an invalid name \"\(entry.path)\"")
                     }
                     var prefix: [UInt8] = []
                     let blob = try content.ingest(expected: digest, expectedSize: entry.size) { writer in
@@ -244,6 +254,7 @@ struct ArchiveContents {
             guard let next = links[current] else { break }
             current = next
         }
-        throw AtollError.invalidArgument("the archive's manifest.json names \"\(path)\", which the archive does not hold")
+        throw AtollError.invalidArgument(
+            "the archive's manifest.json names \"\(path)\", which the archive does not hold")
     }
 }

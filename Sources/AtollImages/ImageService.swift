@@ -80,8 +80,11 @@ public final class ImageService: Sendable {
 
     /// The manifest and config of an image, read back from the content store (verified).
     public func manifestAndConfig(of image: ImageRecord) throws -> (ImageManifest, ImageConfig, [UInt8], [UInt8]) {
-        let manifestBytes = try content.read(try Digest(parsing: image.manifestDigest), limit: ManifestDocument.maximumSize)
-        guard case .manifest(let manifest) = try ManifestDocument.parse(data: manifestBytes, declaredMediaType: image.manifestMediaType)
+        let manifestBytes = try content.read(
+            try Digest(parsing: image.manifestDigest), limit: ManifestDocument.maximumSize)
+        guard
+            case .manifest(let manifest) = try ManifestDocument.parse(
+                data: manifestBytes, declaredMediaType: image.manifestMediaType)
         else { throw AtollError.dataLoss("image \(image.id) points at an index, not a manifest") }
         let configBytes = try content.read(manifest.config.digest, limit: ManifestDocument.maximumSize)
         let config = try ImageConfig.parse(data: configBytes)
@@ -206,9 +209,12 @@ public final class ImageService: Sendable {
                     let tags = try TagRecord.filter(Column("image_id") == image.id).fetchAll(db)
                     guard usage(image.id) == 0, all || tags.isEmpty else { continue }
                     let summary = ImageSummary(
-                        id: image.id, repoTags: tags.map { Self.familiar($0.name) }, repoDigests: [], created: image.created,
+                        id: image.id, repoTags: tags.map { Self.familiar($0.name) }, repoDigests: [],
+                        created: image.created,
                         size: image.size, sharedSize: 0, containers: 0, labels: [:], targetDigest: image.manifestDigest)
-                    guard try parsed.matches(summary, image: image, resolve: { try Self.resolve($0, in: db) }) else { continue }
+                    guard try parsed.matches(summary, image: image, resolve: { try Self.resolve($0, in: db) }) else {
+                        continue
+                    }
                     for tag in tags {
                         try tag.delete(db)
                         result.untagged.append(Self.familiar(tag.name))
@@ -255,7 +261,8 @@ public final class ImageService: Sendable {
                 manifest = try manifestAndConfig(of: image).0
             } catch {
                 throw AtollError(
-                    .dataLoss, "garbage collection stopped: the manifest of image \(image.id) cannot be read", cause: error)
+                    .dataLoss, "garbage collection stopped: the manifest of image \(image.id) cannot be read",
+                    cause: error)
             }
             keepBlobs.insert(manifest.config.digest)
             for layer in manifest.layers { keepBlobs.insert(layer.digest) }

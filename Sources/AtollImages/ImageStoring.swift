@@ -46,7 +46,8 @@ extension ImageService {
         @Sendable func check(_ applied: AppliedLayer, _ index: Int) throws {
             guard applied.diffID == diffIDs[index] else {
                 throw AtollError.dataLoss(
-                    "layer \(index + 1) (\(layers[index].digest)) unpacks to \(applied.diffID), but the image config says \(diffIDs[index])")
+                    "layer \(index + 1) (\(layers[index].digest)) unpacks to \(applied.diffID), but the image config says \(diffIDs[index])"
+                )
             }
             unpackedSizes.withLock { $0[index] = applied.uncompressedSize }
         }
@@ -83,7 +84,8 @@ extension ImageService {
                     if index == 0 {
                         try snapshotter.commit(chains[index], key: keys[slot], labels: labels)
                     } else {
-                        try snapshotter.commit(chains[index], key: keys[slot], labels: labels, rebasingOnto: chains[index - 1])
+                        try snapshotter.commit(
+                            chains[index], key: keys[slot], labels: labels, rebasingOnto: chains[index - 1])
                     }
                 } catch let error as AtollError where error.code == .alreadyExists {
                     try snapshotter.remove(keys[slot])  // another load unpacked the same layer first
@@ -96,21 +98,26 @@ extension ImageService {
         }
     }
 
-    private func unpackLayer(_ layer: Descriptor, diffID: Digest, position: Int, chain: String, parent: String?) throws {
+    private func unpackLayer(_ layer: Descriptor, diffID: Digest, position: Int, chain: String, parent: String?) throws
+    {
         let key = "extract-\(Identifier.random().prefix(12))-\(chain)"
         let started = ContinuousClock.now
         let mounts = try snapshotter.prepare(key, parent: parent, labels: [:])
         do {
             let applied = try Layer.apply(from: try content.open(layer.digest), to: mounts, limits: limits)
-            logger.debug("unpacked layer \(position) (\(applied.uncompressedSize) bytes) in \(ContinuousClock.now - started)")
+            logger.debug(
+                "unpacked layer \(position) (\(applied.uncompressedSize) bytes) in \(ContinuousClock.now - started)")
             guard applied.diffID == diffID else {
                 throw AtollError.dataLoss(
-                    "layer \(position) (\(layer.digest)) unpacks to \(applied.diffID), but the image config says \(diffID)")
+                    "layer \(position) (\(layer.digest)) unpacks to \(applied.diffID), but the image config says \(diffID)"
+                )
             }
             do {
                 try snapshotter.commit(
                     chain, key: key,
-                    labels: [Self.layerLabel: diffID.description, Self.layerSizeLabel: String(applied.uncompressedSize)])
+                    labels: [
+                        Self.layerLabel: diffID.description, Self.layerSizeLabel: String(applied.uncompressedSize),
+                    ])
             } catch let error as AtollError where error.code == .alreadyExists {
                 try snapshotter.remove(key)  // another load unpacked the same layer first
             }

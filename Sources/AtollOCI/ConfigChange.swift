@@ -276,7 +276,9 @@ public enum ConfigChange: Sendable, Equatable, Hashable {
             guard parts.count == 2 else { throw fail("HEALTHCHECK flag \"\(flag)\" needs a value (--name=value)") }
             let value = String(parts[1])
             func duration() throws -> Int64? {
-                guard let ns = GoDuration.parse(value) else { throw fail("invalid duration \"\(value)\" for --\(parts[0])") }
+                guard let ns = GoDuration.parse(value) else {
+                    throw fail("invalid duration \"\(value)\" for --\(parts[0])")
+                }
                 if ns == 0 { return nil }
                 guard ns >= 1_000_000 else { throw fail("--\(parts[0]) cannot be less than 1ms") }
                 return ns

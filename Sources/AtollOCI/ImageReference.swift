@@ -81,7 +81,8 @@ public struct ImageReference: Sendable, Codable, Equatable, Hashable, CustomStri
             guard ImageReference.isValidPathComponent(component) else {
                 if component.isEmpty { throw fail("empty path component") }
                 throw fail(
-                    "bad path component \"\(component)\": want lower-case letters and digits, separated by '.', '_', '__' or dashes")
+                    "bad path component \"\(component)\": want lower-case letters and digits, separated by '.', '_', '__' or dashes"
+                )
             }
         }
         var fullPath = String(path)
@@ -90,7 +91,8 @@ public struct ImageReference: Sendable, Codable, Equatable, Hashable, CustomStri
         }
         let nameLength = domain.utf8.count + 1 + fullPath.utf8.count
         guard nameLength <= ImageReference.maximumNameLength else {
-            throw fail("repository name is \(nameLength) characters long, the limit is \(ImageReference.maximumNameLength)")
+            throw fail(
+                "repository name is \(nameLength) characters long, the limit is \(ImageReference.maximumNameLength)")
         }
         if tag == nil && digest == nil { tag = ImageReference.defaultTag }
         self.domain = domain
@@ -191,7 +193,9 @@ public struct ImageReference: Sendable, Codable, Equatable, Hashable, CustomStri
     static func isValidTag(_ s: Substring) -> Bool {
         let b = Array(s.utf8)
         guard let first = b.first, b.count <= 128, isAlnum(first) || first == UInt8(ascii: "_") else { return false }
-        return b.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+        return b.allSatisfy {
+            isAlnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
+        }
     }
 
     /// `host[:port]` where host is a DNS name, an IPv4 address or a bracketed IPv6 address.

@@ -38,7 +38,8 @@ public struct BackingFileSystem: Codable, Sendable, Equatable {
         } catch {
             throw AtollError(.internalError, "cannot check d_type support at \(path)", cause: error)
         }
-        return BackingFileSystem(type: type, magic: "0x" + String(UInt64(bitPattern: magic), radix: 16), supportsDType: supportsDType)
+        return BackingFileSystem(
+            type: type, magic: "0x" + String(UInt64(bitPattern: magic), radix: 16), supportsDType: supportsDType)
     }
 
     private static let knownMagic: [Int64: String] = [

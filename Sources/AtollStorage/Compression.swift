@@ -72,7 +72,9 @@ public final class CompressionDecoder {
         switch compression {
         case .none:
             let n = min(input.count, output.count)
-            if n > 0, let src = input.baseAddress, let dst = output.baseAddress { dst.copyMemory(from: src, byteCount: n) }
+            if n > 0, let src = input.baseAddress, let dst = output.baseAddress {
+                dst.copyMemory(from: src, byteCount: n)
+            }
             return (n, n)
         case .gzip:
             guard let stream = zlib else { return (0, 0) }
@@ -83,7 +85,8 @@ public final class CompressionDecoder {
             var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
             let rc = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
             if ZSTD_isError(rc) != 0 {
-                throw AtollError.dataLoss("layer zstd stream is corrupt: \(String(cString: ZSTD_getErrorName(rc)).lowercased())")
+                throw AtollError.dataLoss(
+                    "layer zstd stream is corrupt: \(String(cString: ZSTD_getErrorName(rc)).lowercased())")
             }
             if inBuffer.pos > 0 || outBuffer.pos > 0 { isAtEnd = rc == 0 }
             return (inBuffer.pos, outBuffer.pos)
@@ -91,7 +94,8 @@ public final class CompressionDecoder {
     }
 
     private func decodeGzip(
-        _ stream: UnsafeMutablePointer<z_stream>, _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer
+        _ stream: UnsafeMutablePointer<z_stream>, _ input: UnsafeRawBufferPointer,
+        _ output: UnsafeMutableRawBufferPointer
     ) throws -> (consumed: Int, produced: Int) {
         var consumed = 0
         var produced = 0
@@ -100,11 +104,15 @@ public final class CompressionDecoder {
             if isAtEnd {
                 // The previous member ended; another may follow.
                 if remaining == 0 { break }
-                guard inflateReset(stream) == Z_OK else { throw AtollError.internalError("cannot reset the gzip decoder") }
+                guard inflateReset(stream) == Z_OK else {
+                    throw AtollError.internalError("cannot reset the gzip decoder")
+                }
                 isAtEnd = false
             }
-            stream.pointee.next_in = remaining > 0
-                ? UnsafeMutablePointer(mutating: input.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) + consumed })
+            stream.pointee.next_in =
+                remaining > 0
+                ? UnsafeMutablePointer(
+                    mutating: input.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) + consumed })
                 : nil
             stream.pointee.avail_in = UInt32(min(remaining, Int(UInt32.max)))
             stream.pointee.next_out = output.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) + produced }
@@ -181,7 +189,8 @@ public final class CompressionEncoder {
             if input.count > 0 { try sink(input) }
         case .gzip:
             guard let stream = zlib else { return }
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            stream.pointee.next_in = UnsafeMutablePointer(
+                mutating: input.baseAddress?.assumingMemoryBound(to: UInt8.self))
             stream.pointee.avail_in = UInt32(input.count)
             while true {
                 stream.pointee.next_out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)

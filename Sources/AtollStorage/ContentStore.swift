@@ -79,7 +79,7 @@ public final class ContentStore: Sendable {
         let st: stat
         do {
             st = try Syscall.stat(path(for: digest), followSymlinks: false)
-        } catch where error.errno == ENOENT {
+        } catch  where error.errno == ENOENT {
             throw AtollError.notFound("blob \(digest) not found")
         } catch {
             throw AtollError(.internalError, "cannot stat blob \(digest)", cause: error)
@@ -95,9 +95,9 @@ public final class ContentStore: Sendable {
         let fd: FileDescriptor
         do {
             fd = try Syscall.open(path(for: digest), flags: O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
-        } catch where error.errno == ENOENT {
+        } catch  where error.errno == ENOENT {
             throw AtollError.notFound("blob \(digest) not found")
-        } catch where error.errno == ELOOP {
+        } catch  where error.errno == ELOOP {
             throw AtollError.dataLoss("blob \(digest) is a symlink")
         } catch {
             throw AtollError(.internalError, "cannot open blob \(digest)", cause: error)
@@ -131,7 +131,8 @@ public final class ContentStore: Sendable {
 
     /// Starts writing a blob. Give the digest and size when known: commit then checks them.
     /// `limit` caps the bytes accepted (`resourceExhausted` beyond it).
-    public func writer(expected: Digest? = nil, expectedSize: Int64? = nil, limit: Int64? = nil) throws -> ContentWriter {
+    public func writer(expected: Digest? = nil, expectedSize: Int64? = nil, limit: Int64? = nil) throws -> ContentWriter
+    {
         try ContentWriter(store: self, expected: expected, expectedSize: expectedSize, limit: limit)
     }
 
@@ -239,7 +240,8 @@ public final class ContentStore: Sendable {
                 } catch let error as SystemCallError where error.errno == ENOENT {
                     return false
                 } catch {
-                    throw AtollError(.internalError, "garbage collection cannot delete blob \(blob.digest)", cause: error)
+                    throw AtollError(
+                        .internalError, "garbage collection cannot delete blob \(blob.digest)", cause: error)
                 }
             }
             if gone {
@@ -265,7 +267,8 @@ public final class ContentStore: Sendable {
         do {
             try FileSystem.syncDirectory(blobsDirectory)
         } catch {
-            throw AtollError(.internalError, "cannot sync \(blobsDirectory) after committing blob \(digest)", cause: error)
+            throw AtollError(
+                .internalError, "cannot sync \(blobsDirectory) after committing blob \(digest)", cause: error)
         }
     }
 

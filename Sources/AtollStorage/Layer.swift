@@ -74,7 +74,8 @@ public enum Layer {
                 throw AtollError.failedPrecondition("cannot apply a layer to a read-only overlay: it has no upperdir")
             }
             let lowers = mount.option("lowerdir").map { $0.split(separator: ":").map(String.init) } ?? []
-            return try apply(from: source, toDirectory: upper, whiteouts: .overlay(lowerDirectories: lowers), limits: limits)
+            return try apply(
+                from: source, toDirectory: upper, whiteouts: .overlay(lowerDirectories: lowers), limits: limits)
         case "bind":
             guard !mount.isReadOnly else {
                 throw AtollError.failedPrecondition("cannot apply a layer to read-only bind mount \"\(mount.source)\"")

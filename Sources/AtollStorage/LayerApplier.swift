@@ -71,7 +71,8 @@ final class LayerApplier {
                 }
                 count += 1
                 if count > limits.maxEntries {
-                    throw AtollError(.resourceExhausted, "layer has more than the limit of \(limits.maxEntries) entries")
+                    throw AtollError(
+                        .resourceExhausted, "layer has more than the limit of \(limits.maxEntries) entries")
                 }
                 try apply(entry)
             }
@@ -247,7 +248,8 @@ final class LayerApplier {
         let owner = try ownership(entry, label: label)
         try check(atoll_lchownat(parent, name, owner.uid, owner.gid), label, "cannot change owner", "lchown")
         if chmod {
-            try check(fchmodat(parent, name, archive_entry_perm(entry) & 0o7777, 0), label, "cannot change mode", "chmod")
+            try check(
+                fchmodat(parent, name, archive_entry_perm(entry) & 0o7777, 0), label, "cannot change mode", "chmod")
         }
         let path = procPath(parent, name)
         try setXattrs(entry, label: label) { atoll_lsetxattr(path, $0, $1, $2) }
@@ -317,7 +319,9 @@ final class LayerApplier {
             let listing = Glibc.openat(dirFD.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             try check(listing, label, "cannot open directory", "open")
             defer { Glibc.close(listing) }
-            try check(atoll_fsetxattr(listing, "trusted.overlay.opaque", "y", 1), label, "cannot mark directory opaque", "setxattr")
+            try check(
+                atoll_fsetxattr(listing, "trusted.overlay.opaque", "y", 1), label, "cannot mark directory opaque",
+                "setxattr")
         }
     }
 
@@ -366,7 +370,8 @@ final class LayerApplier {
             } catch {
                 throw AtollError.internalError("\(label): cannot remove \"\(name)\"", cause: error)
             }
-            try check(unlinkat(parent, name, AT_REMOVEDIR), label, "cannot remove directory", "rmdir", missingIsFine: true)
+            try check(
+                unlinkat(parent, name, AT_REMOVEDIR), label, "cannot remove directory", "rmdir", missingIsFine: true)
         } else {
             try check(unlinkat(parent, name, 0), label, "cannot remove entry", "unlink", missingIsFine: true)
         }
@@ -414,7 +419,8 @@ final class LayerApplier {
             guard let parent = try resolver.directory(components.dropLast(), subject: subject, create: true) else {
                 return false
             }
-            let fd = Glibc.openat(parent.rawValue, String(base), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            let fd = Glibc.openat(
+                parent.rawValue, String(base), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             try check(fd, subject, "cannot copy up", "open")
             defer { Glibc.close(fd) }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
@@ -475,7 +481,8 @@ final class LayerApplier {
             if set(name, value, size) != 0 {
                 let err = atoll_errno()
                 if err == EOPNOTSUPP { continue }
-                try check(-1, label, "cannot set extended attribute \"\(String(cString: name))\"", "setxattr", errno: err)
+                try check(
+                    -1, label, "cannot set extended attribute \"\(String(cString: name))\"", "setxattr", errno: err)
             }
         }
     }
@@ -490,7 +497,8 @@ final class LayerApplier {
             // A directory that a later entry removed or replaced is skipped.
             guard
                 let fd = try? Syscall.openat2(
-                    resolver.root.rawValue, path, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW, resolve: beneathNoSymlinks)
+                    resolver.root.rawValue, path, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW, resolve: beneathNoSymlinks
+                )
             else { continue }
             try check(futimens(fd.rawValue, &stamps), "layer entry \"\(path)\"", "cannot set times", "futimens")
         }

@@ -37,10 +37,12 @@ extension Layer {
                 case "overlay" where view.option("upperdir") == nil && !(view.option("lowerdir") ?? "").contains(":"):
                     lowerDirectory = view.option("lowerdir")
                 default:
-                    throw AtollError(.unsupported, "cannot diff against a lower mount of type \"\(view.type)\" with several layers")
+                    throw AtollError(
+                        .unsupported, "cannot diff against a lower mount of type \"\(view.type)\" with several layers")
                 }
             }
-            return try diff(lowerDirectory: lowerDirectory, upperDirectory: mount.source, to: output, compression: compression)
+            return try diff(
+                lowerDirectory: lowerDirectory, upperDirectory: mount.source, to: output, compression: compression)
         default:
             throw AtollError(.unsupported, "cannot diff a mount of type \"\(mount.type)\"")
         }
@@ -102,13 +104,17 @@ final class LayerDiffer {
         do {
             self.upper = try Syscall.open(upper, flags: O_RDONLY | O_DIRECTORY)
         } catch {
-            throw AtollError(error.errno == ENOENT ? .notFound : .internalError, "cannot open upper directory \"\(upper)\"", cause: error)
+            throw AtollError(
+                error.errno == ENOENT ? .notFound : .internalError, "cannot open upper directory \"\(upper)\"",
+                cause: error)
         }
         if let lower {
             do {
                 self.lower = try Syscall.open(lower, flags: O_RDONLY | O_DIRECTORY)
             } catch {
-                throw AtollError(error.errno == ENOENT ? .notFound : .internalError, "cannot open lower directory \"\(lower)\"", cause: error)
+                throw AtollError(
+                    error.errno == ENOENT ? .notFound : .internalError, "cannot open lower directory \"\(lower)\"",
+                    cause: error)
             }
         } else {
             self.lower = nil
@@ -215,7 +221,8 @@ final class LayerDiffer {
     }
 
     /// Whether an entry is unchanged between the lower and the upper tree.
-    private func same(_ child: Child, _ below: stat, upperDir: FileDescriptor, lowerDir: FileDescriptor?) throws -> Bool {
+    private func same(_ child: Child, _ below: stat, upperDir: FileDescriptor, lowerDir: FileDescriptor?) throws -> Bool
+    {
         let a = child.st
         let b = below
         guard let lowerDir, a.st_mode == b.st_mode, a.st_uid == b.st_uid, a.st_gid == b.st_gid,
@@ -225,7 +232,9 @@ final class LayerDiffer {
         case S_IFCHR, S_IFBLK: guard a.st_rdev == b.st_rdev else { return false }
         case S_IFREG: guard a.st_size == b.st_size else { return false }
         case S_IFLNK:
-            guard try Syscall.readlink(child.name, at: upperDir.rawValue) == Syscall.readlink(child.name, at: lowerDir.rawValue)
+            guard
+                try Syscall.readlink(child.name, at: upperDir.rawValue)
+                    == Syscall.readlink(child.name, at: lowerDir.rawValue)
             else { return false }
         default: break
         }
@@ -247,7 +256,9 @@ final class LayerDiffer {
             let m = try readFull(b, bufferB)
             if n != m { return false }
             if n == 0 { return true }
-            guard let pa = bufferA.baseAddress, let pb = bufferB.baseAddress, memcmp(pa, pb, n) == 0 else { return false }
+            guard let pa = bufferA.baseAddress, let pb = bufferB.baseAddress, memcmp(pa, pb, n) == 0 else {
+                return false
+            }
         }
     }
 
@@ -274,7 +285,8 @@ final class LayerDiffer {
     }
 
     private func openDirectory(_ name: String, at directory: FileDescriptor, path: String) throws -> FileDescriptor {
-        do { return try Syscall.openat(name, at: directory.rawValue, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch {
+        do { return try Syscall.openat(name, at: directory.rawValue, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch
+        {
             throw AtollError.internalError("cannot diff directory \"\(path)\"", cause: error)
         }
     }
@@ -303,7 +315,8 @@ final class LayerDiffer {
             let err = atoll_errno()
             if err == EOPNOTSUPP { return [] }
             throw AtollError.internalError(
-                "cannot list extended attributes of \"\(path)\"", cause: SystemCallError(call: "llistxattr", subject: path, errno: err))
+                "cannot list extended attributes of \"\(path)\"",
+                cause: SystemCallError(call: "llistxattr", subject: path, errno: err))
         }
         if length == 0 { return [] }
         var result: [(String, [UInt8])] = []
@@ -346,7 +359,9 @@ final class LayerDiffer {
         archive_write_set_bytes_per_block(archive, 1 << 20)
         archive_write_set_bytes_in_last_block(archive, 1)
         try withExtendedLifetime(stream) {
-            guard archive_write_open(archive, Unmanaged.passUnretained(stream).toOpaque(), nil, tarWriteCallback, nil) == ARCHIVE_OK
+            guard
+                archive_write_open(archive, Unmanaged.passUnretained(stream).toOpaque(), nil, tarWriteCallback, nil)
+                    == ARCHIVE_OK
             else { throw failure("cannot start writing the layer") }
             for item in items {
                 archive_entry_clear(entry)
@@ -378,7 +393,9 @@ final class LayerDiffer {
                     }
                 }
                 let rc = archive_write_header(archive, entry)
-                guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN else { throw failure("cannot write entry \"\(item.path)\"") }
+                guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN else {
+                    throw failure("cannot write entry \"\(item.path)\"")
+                }
                 if item.kind == .node && item.hardlink == nil && item.st.st_mode & S_IFMT == S_IFREG {
                     try writeContent(item, archive: archive, failure: failure)
                 }
@@ -391,15 +408,18 @@ final class LayerDiffer {
     private func writeContent(_ item: Item, archive: OpaquePointer, failure: (String) -> any Error) throws {
         let fd: FileDescriptor
         do {
-            fd = try Syscall.openat2(upper.rawValue, item.path, flags: O_RDONLY | O_NOFOLLOW, resolve: beneathNoSymlinks)
+            fd = try Syscall.openat2(
+                upper.rawValue, item.path, flags: O_RDONLY | O_NOFOLLOW, resolve: beneathNoSymlinks)
         } catch {
             throw AtollError.failedPrecondition("cannot read \"\(item.path)\" in \"\(upperPath)\": \(error)")
         }
         var remaining = Int64(item.st.st_size)
         while remaining > 0 {
-            let n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: bufferA[0..<Int(min(remaining, Int64(bufferA.count)))]))
+            let n = try fd.read(
+                into: UnsafeMutableRawBufferPointer(rebasing: bufferA[0..<Int(min(remaining, Int64(bufferA.count)))]))
             if n == 0 {
-                throw AtollError.failedPrecondition("file \"\(item.path)\" in \"\(upperPath)\" shrank while the layer was written")
+                throw AtollError.failedPrecondition(
+                    "file \"\(item.path)\" in \"\(upperPath)\" shrank while the layer was written")
             }
             guard archive_write_data(archive, bufferA.baseAddress, n) == n else {
                 throw failure("cannot write the data of \"\(item.path)\"")

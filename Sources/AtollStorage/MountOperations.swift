@@ -56,9 +56,9 @@ extension Mount {
         for _ in 0..<256 {
             do {
                 try Syscall.unmount(target)
-            } catch where error.errno == EINVAL || error.errno == ENOENT {
+            } catch  where error.errno == EINVAL || error.errno == ENOENT {
                 return
-            } catch where error.errno == EBUSY {
+            } catch  where error.errno == EBUSY {
                 do {
                     try Syscall.unmount(target, flags: Int32(MNT_DETACH))
                 } catch {
@@ -175,7 +175,8 @@ extension Mount {
             let mount = try MountSyscall.fsmount(context, attributes: attributes, target)
             try MountSyscall.moveMount(mount, to: target)
         } catch {
-            throw Self.mountError("mount \(type)", target: target, error, messages: MountSyscall.contextMessages(context))
+            throw Self.mountError(
+                "mount \(type)", target: target, error, messages: MountSyscall.contextMessages(context))
         }
     }
 

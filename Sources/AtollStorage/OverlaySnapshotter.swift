@@ -174,9 +174,13 @@ public final class OverlaySnapshotter: Snapshotter {
         case (.view, 0):
             return [Mount(type: "bind", source: own + "/fs", options: ["rbind", "ro"])]
         case (.view, 1):
-            return [Mount(type: "bind", source: metadata.directory(of: ancestors[0].id) + "/fs", options: ["rbind", "ro"])]
+            return [
+                Mount(type: "bind", source: metadata.directory(of: ancestors[0].id) + "/fs", options: ["rbind", "ro"])
+            ]
         case (.view, _):
-            return [Mount(type: "overlay", source: "overlay", options: ["lowerdir=" + lower.joined(separator: ":"), "ro"])]
+            return [
+                Mount(type: "overlay", source: "overlay", options: ["lowerdir=" + lower.joined(separator: ":"), "ro"])
+            ]
         case (.committed, _):
             throw AtollError.failedPrecondition("snapshot \"\(record.name)\" is committed and has no mounts")
         }

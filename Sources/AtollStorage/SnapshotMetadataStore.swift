@@ -143,7 +143,8 @@ final class SnapshotMetadataStore: Sendable {
             try FileSystem.syncDirectory(directory)
             let now = Int64(Date().timeIntervalSince1970)
             let record = SnapshotRecord(
-                id: id, name: name, parentID: ancestors.first?.id, kind: kind, labels: labels, created: now, updated: now)
+                id: id, name: name, parentID: ancestors.first?.id, kind: kind, labels: labels, created: now,
+                updated: now)
             try write("snapshot \"\(name)\"") { db in
                 let current = try Self.checkCreatable(db, name, parent: parent)
                 guard current.first?.id == ancestors.first?.id else {
@@ -181,7 +182,8 @@ final class SnapshotMetadataStore: Sendable {
                 }
                 let parentRecord = try Self.record(db, parent)
                 guard parentRecord.kind == .committed else {
-                    throw AtollError.failedPrecondition("snapshot \"\(parent)\" is not committed and cannot be a parent")
+                    throw AtollError.failedPrecondition(
+                        "snapshot \"\(parent)\" is not committed and cannot be a parent")
                 }
                 record.parentID = parentRecord.id
             }
@@ -244,7 +246,7 @@ final class SnapshotMetadataStore: Sendable {
         do {
             try Syscall.mkdir(path, mode: 0o700)
             return
-        } catch where error.errno == EEXIST {
+        } catch  where error.errno == EEXIST {
             // Only an orphan can hold a fresh id (the database was replaced): start over.
         }
         try FileSystem.removeTree(path)

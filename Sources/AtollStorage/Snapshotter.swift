@@ -106,6 +106,7 @@ extension Snapshotter {
     public var canRebase: Bool { false }
 
     public func commit(_ name: String, key: String, labels: [String: String], rebasingOnto parent: String) throws {
-        throw AtollError(.unsupported, "the \(driverName) storage driver cannot rebase snapshot \"\(key)\" onto \"\(parent)\"")
+        throw AtollError(
+            .unsupported, "the \(driverName) storage driver cannot rebase snapshot \"\(key)\" onto \"\(parent)\"")
     }
 }

@@ -40,7 +40,9 @@ enum TreeCopy {
         if type != S_IFDIR, st.st_nlink > 1 {
             let key = FileKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
             if let first = state.links[key] {
-                try Syscall.retrying("link", "\(first) to \(destination)") { linkat(AT_FDCWD, first, AT_FDCWD, destination, 0) }
+                try Syscall.retrying("link", "\(first) to \(destination)") {
+                    linkat(AT_FDCWD, first, AT_FDCWD, destination, 0)
+                }
                 return
             }
             state.links[key] = destination

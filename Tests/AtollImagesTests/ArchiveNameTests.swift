@@ -42,7 +42,8 @@ import Testing
 
     @Test func summariesMatchDanglingLabelAndReferenceFilters() throws {
         let image = ImageRecord(
-            id: "sha256:" + String(repeating: "a", count: 64), manifestDigest: "", manifestMediaType: "", manifestSize: 0,
+            id: "sha256:" + String(repeating: "a", count: 64), manifestDigest: "", manifestMediaType: "",
+            manifestSize: 0,
             created: 100, stored: 100, size: 0, topChainID: "")
         var summary = ImageSummary(
             id: image.id, repoTags: ["busybox:latest"], repoDigests: [], created: 100, size: 0, sharedSize: 0,

@@ -39,10 +39,11 @@ final class DaemonFixture: @unchecked Sendable {
         var arguments = ["--root", root, "--socket", socket, "--exec-root", runDirectory, "--log-level", "debug"]
         if let storageDriver { arguments += ["--storage-driver", storageDriver] }
         process.arguments = arguments
-        let log = FileHandle(forWritingAtPath: "\(directory)/atolld.log") ?? {
-            FileManager.default.createFile(atPath: "\(directory)/atolld.log", contents: nil)
-            return FileHandle(forWritingAtPath: "\(directory)/atolld.log")!
-        }()
+        let logPath = "\(directory)/atolld.log"
+        if !FileManager.default.fileExists(atPath: logPath) {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        guard let log = FileHandle(forWritingAtPath: logPath) else { throw FixtureError("cannot open \(logPath)") }
         log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
@@ -87,10 +88,13 @@ final class DaemonFixture: @unchecked Sendable {
 
     /// Runs the atoll CLI against this daemon.
     func atoll(_ arguments: [String], stdin: String? = nil) -> Result {
-        Self.run("\(Self.binDirectory)/atoll", arguments, environment: ["ATOLL_HOST": "unix://\(socket)"], stdinFile: stdin)
+        Self.run(
+            "\(Self.binDirectory)/atoll", arguments, environment: ["ATOLL_HOST": "unix://\(socket)"], stdinFile: stdin)
     }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdinFile: String? = nil) -> Result {
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], stdinFile: String? = nil
+    ) -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

@@ -19,10 +19,14 @@ import Testing
 
     @Test func theCLISaysWhenTheDaemonIsNotRunning() throws {
         let result = DaemonFixture.run(
-            "\(DaemonFixture.binDirectory)/atoll", ["images"], environment: ["ATOLL_HOST": "unix:///tmp/atoll-nothing-here.sock"])
+            "\(DaemonFixture.binDirectory)/atoll", ["images"],
+            environment: ["ATOLL_HOST": "unix:///tmp/atoll-nothing-here.sock"])
         #expect(result.status == 1)
-        #expect(result.stderr == "Error: cannot connect to atolld at unix:///tmp/atoll-nothing-here.sock — is it running?\n")
-        let flag = DaemonFixture.run("\(DaemonFixture.binDirectory)/atoll", ["-H", "unix:///tmp/atoll-none.sock", "version"])
+        #expect(
+            result.stderr == "Error: cannot connect to atolld at unix:///tmp/atoll-nothing-here.sock — is it running?\n"
+        )
+        let flag = DaemonFixture.run(
+            "\(DaemonFixture.binDirectory)/atoll", ["-H", "unix:///tmp/atoll-none.sock", "version"])
         #expect(flag.stderr.contains("cannot connect to atolld at unix:///tmp/atoll-none.sock"))
         let bad = DaemonFixture.run("\(DaemonFixture.binDirectory)/atoll", ["-H", "ftp://x", "images"])
         #expect(bad.status == 1)
@@ -34,7 +38,10 @@ import Testing
         defer { daemon.shutdown() }
         let second = DaemonFixture.run(
             "\(DaemonFixture.binDirectory)/atolld",
-            ["--root", daemon.root, "--socket", "\(daemon.directory)/other.sock", "--exec-root", "\(daemon.directory)/run2"])
+            [
+                "--root", daemon.root, "--socket", "\(daemon.directory)/other.sock", "--exec-root",
+                "\(daemon.directory)/run2",
+            ])
         #expect(second.status != 0)
         #expect(second.stderr.contains("the root \(daemon.root) is already in use"), "\(second.stderr)")
         // The first daemon is untouched.
@@ -46,7 +53,10 @@ import Testing
         defer { daemon.shutdown() }
         let second = DaemonFixture.run(
             "\(DaemonFixture.binDirectory)/atolld",
-            ["--root", "\(daemon.directory)/root2", "--socket", daemon.socket, "--exec-root", "\(daemon.directory)/run2"])
+            [
+                "--root", "\(daemon.directory)/root2", "--socket", daemon.socket, "--exec-root",
+                "\(daemon.directory)/run2",
+            ])
         #expect(second.status != 0)
         #expect(second.stderr.contains("another daemon is already listening on \(daemon.socket)"))
         #expect(daemon.atoll(["version"]).status == 0)
@@ -69,7 +79,10 @@ import Testing
         defer { daemon.shutdown() }
         let result = DaemonFixture.run(
             "\(DaemonFixture.binDirectory)/atolld",
-            ["--root", daemon.root, "--socket", daemon.socket, "--exec-root", daemon.runDirectory, "--storage-driver", "zfs"])
+            [
+                "--root", daemon.root, "--socket", daemon.socket, "--exec-root", daemon.runDirectory,
+                "--storage-driver", "zfs",
+            ])
         #expect(result.status != 0)
         #expect(result.stderr.contains("unknown storage driver \"zfs\""))
     }

@@ -8,7 +8,10 @@ import Testing
     static let cases: [(name: String, entries: String)] = [
         ("dot-dot climbing out", "add(tar, '../../../../../../tmp/CANARY', b'pwned')"),
         ("a symlink parent", "link(tar, 'escape', '/tmp'); add(tar, 'escape/CANARY', b'pwned')"),
-        ("a relative symlink parent", "link(tar, 'up', '../../../../../../../../tmp'); add(tar, 'up/CANARY', b'pwned')"),
+        (
+            "a relative symlink parent",
+            "link(tar, 'up', '../../../../../../../../tmp'); add(tar, 'up/CANARY', b'pwned')"
+        ),
         ("a hardlink to outside", "hard(tar, 'stolen', '../../../../../../tmp/CANARY')"),
         ("a bare whiteout", "add(tar, 'dir/.wh.', b'')"),
         ("a whiteout climbing out", "add(tar, '.wh...', b'')"),
@@ -58,7 +61,8 @@ import Testing
         // (Decompression bombs are covered at the layer level with a small limit, in AtollStorageTests.)
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
-        try #require(DaemonFixture.shell("head -c 300000 /dev/urandom | gzip > \(daemon.directory)/zeros.gz").status == 0)
+        try #require(
+            DaemonFixture.shell("head -c 300000 /dev/urandom | gzip > \(daemon.directory)/zeros.gz").status == 0)
         let result = daemon.atoll(["import", "\(daemon.directory)/zeros.gz", "zeros"])
         #expect(result.status == 1)
         #expect(daemon.blobs().isEmpty)
@@ -82,7 +86,8 @@ import Testing
         // Feed the first 4 MiB of a valid (plain) tar, cut at a 512-byte boundary, then kill the client.
         let writer = try #require(FileHandle(forWritingAtPath: fifo))
         let layer = DaemonFixture.shell(
-            "tar -xOf \(BusyboxArchive.path) $(tar -tf \(BusyboxArchive.path) | grep layer.tar) | head -c 1048576 > \(daemon.directory)/part.tar")
+            "tar -xOf \(BusyboxArchive.path) $(tar -tf \(BusyboxArchive.path) | grep layer.tar) | head -c 1048576 > \(daemon.directory)/part.tar"
+        )
         try #require(layer.status == 0)
         writer.write(try Data(contentsOf: URL(fileURLWithPath: "\(daemon.directory)/part.tar")))
         usleep(300_000)

@@ -3,9 +3,12 @@ import Testing
 
 /// Images end to end through the CLI: load, list, inspect, tag, save, remove, prune, restart.
 @Suite(.serialized) struct ImageLifecycleTests {
-    static let busyboxID = "sha256:" + (DaemonFixture.shell(
-        "tar -xOf \(BusyboxArchive.path) ./manifest.json | sed 's/.*\"Config\":\"\\([0-9a-f]*\\).json.*/\\1/'").stdout
-        .trimmingCharacters(in: .whitespacesAndNewlines))
+    static let busyboxID =
+        "sha256:"
+        + (DaemonFixture.shell(
+            "tar -xOf \(BusyboxArchive.path) ./manifest.json | sed 's/.*\"Config\":\"\\([0-9a-f]*\\).json.*/\\1/'"
+        ).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines))
 
     @Test(arguments: ["overlay", "native"])
     func loadListInspectAndRemoveWithEachDriver(driver: String) throws {
@@ -25,7 +28,8 @@ import Testing
         let inspect = daemon.atoll(["image", "inspect", "busybox"])
         #expect(inspect.status == 0)
         let document = try #require(
-            try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]]).first
+            try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]]
+        ).first
         #expect(document?["Id"] as? String == Self.busyboxID)
         #expect((document?["Config"] as? [String: Any])?["Cmd"] as? [String] == ["sh"])
         #expect((document?["GraphDriver"] as? [String: Any])?["Name"] as? String == driver)
@@ -64,7 +68,8 @@ import Testing
 
         // Saving to standard output gives the same bytes as saving to a file.
         let piped = DaemonFixture.shell(
-            "ATOLL_HOST=unix://\(daemon.socket) \(DaemonFixture.binDirectory)/atoll save busybox:latest | cmp - \(saved)")
+            "ATOLL_HOST=unix://\(daemon.socket) \(DaemonFixture.binDirectory)/atoll save busybox:latest | cmp - \(saved)"
+        )
         #expect(piped.status == 0, "\(piped.stdout) \(piped.stderr)")
     }
 
@@ -75,7 +80,8 @@ import Testing
         let saved = "\(daemon.directory)/saved.tar"
         #expect(daemon.atoll(["save", "-o", saved, "busybox"]).status == 0)
         // skopeo reads Atoll's archive as a docker archive and as an OCI archive.
-        let viaDocker = DaemonFixture.shell("skopeo copy -q docker-archive:\(saved) oci-archive:\(daemon.directory)/from-docker.tar:copied:v1")
+        let viaDocker = DaemonFixture.shell(
+            "skopeo copy -q docker-archive:\(saved) oci-archive:\(daemon.directory)/from-docker.tar:copied:v1")
         #expect(viaDocker.status == 0, "\(viaDocker.stderr)")
         let viaOCI = DaemonFixture.shell("skopeo copy -q oci-archive:\(saved):latest dir:\(daemon.directory)/dir")
         #expect(viaOCI.status == 0, "\(viaOCI.stderr)")
@@ -97,7 +103,8 @@ import Testing
         #expect(daemon.atoll(["load", "-i", BusyboxArchive.path]).status == 0)
         let saved = "\(daemon.directory)/saved.tar"
         #expect(daemon.atoll(["save", "-o", saved, "busybox"]).status == 0)
-        let podman = "podman --root \(daemon.directory)/podman --runroot \(daemon.directory)/podman-run --storage-driver vfs"
+        let podman =
+            "podman --root \(daemon.directory)/podman --runroot \(daemon.directory)/podman-run --storage-driver vfs"
         defer { DaemonFixture.shell("\(podman) rmi -a -f") }
         let load = DaemonFixture.shell("\(podman) load -q -i \(saved)")
         #expect(load.status == 0, "\(load.stderr)")
@@ -110,7 +117,8 @@ import Testing
         defer { daemon.shutdown() }
         let layout = "\(daemon.directory)/layout"
         let rootfs = "\(daemon.directory)/bundle"
-        let steps = DaemonFixture.shell("""
+        let steps = DaemonFixture.shell(
+            """
             set -e
             umoci init --layout \(layout)
             umoci new --image \(layout):tiny
@@ -135,12 +143,15 @@ import Testing
         defer { daemon.shutdown() }
         #expect(daemon.atoll(["load", "-i", BusyboxArchive.path]).status == 0)
         #expect(daemon.atoll(["tag", "busybox", "localhost:5000/tools/bb:1.0"]).status == 0)
-        #expect(daemon.atoll(["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout == "busybox:latest\nlocalhost:5000/tools/bb:1.0\n")
+        #expect(
+            daemon.atoll(["images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout
+                == "busybox:latest\nlocalhost:5000/tools/bb:1.0\n")
         let short = String(Self.busyboxID.dropFirst(7).prefix(12))
         let refused = daemon.atoll(["rmi", short])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("referenced by several names"))
-        #expect(daemon.atoll(["rmi", "localhost:5000/tools/bb:1.0"]).stdout == "Untagged: localhost:5000/tools/bb:1.0\n")
+        #expect(
+            daemon.atoll(["rmi", "localhost:5000/tools/bb:1.0"]).stdout == "Untagged: localhost:5000/tools/bb:1.0\n")
         #expect(daemon.atoll(["tag", "nothing:here", "x"]).stderr == "Error: no such image: nothing:here\n")
         #expect(daemon.atoll(["tag", "busybox", "Bad:Name"]).status == 1)
         #expect(daemon.atoll(["rmi", "sha256:\(short.prefix(6))"]).status == 0)
@@ -151,10 +162,13 @@ import Testing
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
         let tree = "\(daemon.directory)/tree"
-        try #require(DaemonFixture.shell("""
-            set -e; mkdir -p \(tree)/bin \(tree)/etc; echo hi > \(tree)/etc/motd; cp /bin/busybox \(tree)/bin/
-            tar -C \(tree) -czf \(daemon.directory)/rootfs.tgz .
-            """).status == 0)
+        try #require(
+            DaemonFixture.shell(
+                """
+                set -e; mkdir -p \(tree)/bin \(tree)/etc; echo hi > \(tree)/etc/motd; cp /bin/busybox \(tree)/bin/
+                tar -C \(tree) -czf \(daemon.directory)/rootfs.tgz .
+                """
+            ).status == 0)
         let result = daemon.atoll([
             "import", "--change", "CMD [\"/bin/busybox\", \"cat\", \"/etc/motd\"]", "-c", "ENV GREETING=hello",
             "-m", "my rootfs", "\(daemon.directory)/rootfs.tgz", "imported:v1",
@@ -206,7 +220,10 @@ import Testing
     @Test func loadRejectsWhatIsNotAnImageArchiveAndLeavesNothing() throws {
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
-        try #require(DaemonFixture.shell("mkdir -p \(daemon.directory)/junk && echo x > \(daemon.directory)/junk/file && tar -C \(daemon.directory)/junk -cf \(daemon.directory)/junk.tar .").status == 0)
+        try #require(
+            DaemonFixture.shell(
+                "mkdir -p \(daemon.directory)/junk && echo x > \(daemon.directory)/junk/file && tar -C \(daemon.directory)/junk -cf \(daemon.directory)/junk.tar ."
+            ).status == 0)
         let junk = daemon.atoll(["load", "-i", "\(daemon.directory)/junk.tar"])
         #expect(junk.status == 1)
         #expect(junk.stderr.contains("neither manifest.json nor index.json"))
@@ -215,14 +232,17 @@ import Testing
         #expect(daemon.atoll(["load", "-i", "/nonexistent.tar"]).stderr.contains("cannot read /nonexistent.tar"))
         // A config whose diff ID does not match its layer.
         let corrupt = "\(daemon.directory)/corrupt"
-        try #require(DaemonFixture.shell("""
-            set -e; mkdir -p \(corrupt); tar -C \(corrupt) -xf \(BusyboxArchive.path)
-            cfg=$(ls \(corrupt)/*.json | grep -v manifest.json)
-            sed -i 's/"diff_ids":\\["sha256:[0-9a-f]*"/"diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"/' $cfg
-            new=$(sha256sum $cfg | cut -d' ' -f1); mv $cfg \(corrupt)/$new.json
-            sed -i "s/\\"Config\\":\\"[0-9a-f]*.json\\"/\\"Config\\":\\"$new.json\\"/" \(corrupt)/manifest.json
-            tar -C \(corrupt) -cf \(daemon.directory)/corrupt.tar .
-            """).status == 0)
+        try #require(
+            DaemonFixture.shell(
+                """
+                set -e; mkdir -p \(corrupt); tar -C \(corrupt) -xf \(BusyboxArchive.path)
+                cfg=$(ls \(corrupt)/*.json | grep -v manifest.json)
+                sed -i 's/"diff_ids":\\["sha256:[0-9a-f]*"/"diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"/' $cfg
+                new=$(sha256sum $cfg | cut -d' ' -f1); mv $cfg \(corrupt)/$new.json
+                sed -i "s/\\"Config\\":\\"[0-9a-f]*.json\\"/\\"Config\\":\\"$new.json\\"/" \(corrupt)/manifest.json
+                tar -C \(corrupt) -cf \(daemon.directory)/corrupt.tar .
+                """
+            ).status == 0)
         let mismatch = daemon.atoll(["load", "-i", "\(daemon.directory)/corrupt.tar"])
         #expect(mismatch.status == 1)
         #expect(mismatch.stderr.contains("but the image config says"), "\(mismatch.stderr)")

@@ -121,7 +121,9 @@ private func apply(_ lines: [String], to config: ImageConfig.Config = .init()) t
     }
 
     @Test func healthcheckParsesFlagsAndForms() throws {
-        let shell = try apply(["HEALTHCHECK --interval=5s --timeout=1m30s --start-period=500ms --retries=3 CMD curl -f http://localhost/ || exit 1"])
+        let shell = try apply([
+            "HEALTHCHECK --interval=5s --timeout=1m30s --start-period=500ms --retries=3 CMD curl -f http://localhost/ || exit 1"
+        ])
         #expect(shell.healthcheck?.test == ["CMD-SHELL", "curl -f http://localhost/ || exit 1"])
         #expect(shell.healthcheck?.interval == 5_000_000_000)
         #expect(shell.healthcheck?.timeout == 90_000_000_000)
@@ -141,7 +143,9 @@ private func apply(_ lines: [String], to config: ImageConfig.Config = .init()) t
         let error = #expect(throws: AtollError.self) { try apply(["FROM busybox"]) }
         let message = error?.message ?? ""
         #expect(message.contains("unknown instruction \"FROM\""))
-        #expect(message.contains("CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR"))
+        #expect(
+            message.contains(
+                "CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR"))
         #expect(throws: AtollError.self) { try apply(["   "]) }
     }
 

@@ -98,8 +98,13 @@ private let dockerConfigText = """
     }
 
     @Test func nullAndEmptyListsStayDistinct() throws {
-        let empty = try ImageConfig.parse(data: bytes(#"{"architecture":"amd64","os":"linux","config":{"Cmd":[]},"rootfs":{"type":"layers","diff_ids":[]}}"#))
-        let null = try ImageConfig.parse(data: bytes(#"{"architecture":"amd64","os":"linux","config":{"Cmd":null},"rootfs":{"type":"layers","diff_ids":[]}}"#))
+        let empty = try ImageConfig.parse(
+            data: bytes(
+                #"{"architecture":"amd64","os":"linux","config":{"Cmd":[]},"rootfs":{"type":"layers","diff_ids":[]}}"#))
+        let null = try ImageConfig.parse(
+            data: bytes(
+                #"{"architecture":"amd64","os":"linux","config":{"Cmd":null},"rootfs":{"type":"layers","diff_ids":[]}}"#
+            ))
         #expect(empty.config?.cmd == [])
         #expect(null.config?.cmd == nil)
         #expect(String(decoding: try empty.canonicalJSON(), as: UTF8.self).contains(#""Cmd":[]"#))

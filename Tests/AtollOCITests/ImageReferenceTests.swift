@@ -21,16 +21,20 @@ private let hex64 = "6b2b6cd8f4d1b7e5bb1e7d5fc7b3f2a1a0e6f3c4d5e6f7a8b9c0d1e2f3a
         ("localhost:5000/x:y", "localhost:5000/x:y", "localhost:5000/x:y"),
         ("localhost:5000", "docker.io/library/localhost:5000", "localhost:5000"),
         ("quay.io/coreos/etcd:v3.5.0", "quay.io/coreos/etcd:v3.5.0", "quay.io/coreos/etcd:v3.5.0"),
-        ("registry.example.com:443/team/sub/app", "registry.example.com:443/team/sub/app:latest",
-         "registry.example.com:443/team/sub/app:latest"),
+        (
+            "registry.example.com:443/team/sub/app", "registry.example.com:443/team/sub/app:latest",
+            "registry.example.com:443/team/sub/app:latest"
+        ),
         ("[::1]:5000/app:1", "[::1]:5000/app:1", "[::1]:5000/app:1"),
         ("192.168.1.10:5000/app", "192.168.1.10:5000/app:latest", "192.168.1.10:5000/app:latest"),
         ("Foo/bar", "Foo/bar:latest", "Foo/bar:latest"),
         ("user/a.b_c__d-e---f", "docker.io/user/a.b_c__d-e---f:latest", "user/a.b_c__d-e---f:latest"),
         ("user/app:_Tag.1-x", "docker.io/user/app:_Tag.1-x", "user/app:_Tag.1-x"),
         ("busybox@sha256:\(hex64)", "docker.io/library/busybox@sha256:\(hex64)", "busybox@sha256:\(hex64)"),
-        ("busybox:1.36@sha256:\(hex64)", "docker.io/library/busybox:1.36@sha256:\(hex64)",
-         "busybox:1.36@sha256:\(hex64)"),
+        (
+            "busybox:1.36@sha256:\(hex64)", "docker.io/library/busybox:1.36@sha256:\(hex64)",
+            "busybox:1.36@sha256:\(hex64)"
+        ),
         ("abc", "docker.io/library/abc:latest", "abc:latest"),
     ]
 

@@ -81,7 +81,8 @@ private let ociIndexText = """
 
 @Suite struct ManifestTests {
     @Test func dockerSchema2ManifestParses() throws {
-        let doc = try ManifestDocument.parse(data: bytes(dockerManifestText), declaredMediaType: MediaType.dockerManifest)
+        let doc = try ManifestDocument.parse(
+            data: bytes(dockerManifestText), declaredMediaType: MediaType.dockerManifest)
         guard case .manifest(let m) = doc else {
             Issue.record("expected a manifest, got \(doc)")
             return
@@ -137,9 +138,13 @@ private let ociIndexText = """
             try entry("1", Platform(architecture: "arm", os: "linux", variant: "v6")),
             try entry("2", Platform(architecture: "arm", os: "linux", variant: "v7")),
         ])
-        #expect(try index.select(platform: Platform(architecture: "arm", os: "linux", variant: "v7")).digest.hex.hasPrefix("2"))
+        #expect(
+            try index.select(platform: Platform(architecture: "arm", os: "linux", variant: "v7")).digest.hex.hasPrefix(
+                "2"))
         #expect(try index.select(platform: Platform(architecture: "arm64", os: "linux")).digest.hex.hasPrefix("2"))
-        #expect(try index.select(platform: Platform(architecture: "arm", os: "linux", variant: "v6")).digest.hex.hasPrefix("1"))
+        #expect(
+            try index.select(platform: Platform(architecture: "arm", os: "linux", variant: "v6")).digest.hex.hasPrefix(
+                "1"))
     }
 
     @Test func ambiguousDocumentIsRejected() {
@@ -179,21 +184,34 @@ private let ociIndexText = """
     }
 
     @Test func badDocumentsAreRejected() {
-        let config = #""config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}"#
+        let config =
+            #""config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}"#
         let cases: [(String, String?, String)] = [
             (#"{"schemaVersion":1,\#(config),"layers":[]}"#, nil, "schemaVersion 1"),
             (#"{\#(config),"layers":[]}"#, nil, "missing schemaVersion"),
             (#"{"schemaVersion":2,"layers":[]}"#, MediaType.ociManifest, "without \"config\""),
             (#"{"schemaVersion":2,"config":null,"layers":[]}"#, MediaType.ociManifest, "without \"config\""),
-            (#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.config.v1+json",\#(config)}"#, nil, "unsupported media type"),
+            (
+                #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.config.v1+json",\#(config)}"#, nil,
+                "unsupported media type"
+            ),
             (#"{"schemaVersion":2,\#(config),"layers":[]}"#, "text/html", "unsupported media type"),
             (#"{"schemaVersion":2,\#(config),"layers":[]}"#, MediaType.dockerManifest, "without its mediaType field"),
-            (#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",\#(config),"layers":[]}"#, MediaType.ociManifest, "contradicts"),
+            (
+                #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",\#(config),"layers":[]}"#,
+                MediaType.ociManifest, "contradicts"
+            ),
             (#"{"schemaVersion":2}"#, nil, "neither a manifest nor an index"),
             (#"[1,2]"#, nil, "invalid manifest"),
             (#"{"schemaVersion":2,"#, nil, "invalid manifest"),
-            (#"{"schemaVersion":2,"config":{"mediaType":"x","size":-1,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#, nil, "negative size"),
-            (#"{"schemaVersion":2,\#(config),"layers":[{"mediaType":"x","size":1,"digest":"md5:abc"}]}"#, nil, "only sha256"),
+            (
+                #"{"schemaVersion":2,"config":{"mediaType":"x","size":-1,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#,
+                nil, "negative size"
+            ),
+            (
+                #"{"schemaVersion":2,\#(config),"layers":[{"mediaType":"x","size":1,"digest":"md5:abc"}]}"#, nil,
+                "only sha256"
+            ),
         ]
         for (text, declared, fragment) in cases {
             let error = #expect(throws: AtollError.self, "\(text)") {
@@ -227,7 +245,8 @@ private let ociIndexText = """
         let json = try manifest.canonicalJSON()
         let text = String(decoding: json, as: UTF8.self)
         #expect(
-            text == #"{"annotations":{"a":"1","b":"2"},"config":{"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","mediaType":"application/vnd.oci.image.config.v1+json","size":2},"layers":[],"mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2}"#
+            text
+                == #"{"annotations":{"a":"1","b":"2"},"config":{"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","mediaType":"application/vnd.oci.image.config.v1+json","size":2},"layers":[],"mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2}"#
         )
         #expect(try manifest.canonicalJSON() == json)
         #expect(try ManifestDocument.parse(data: json, declaredMediaType: MediaType.ociManifest) == .manifest(manifest))

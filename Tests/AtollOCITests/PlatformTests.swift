@@ -100,7 +100,9 @@ import Testing
             Platform(architecture: "arm", os: "linux", variant: "v7"),
         ]
         #expect(m.bestIndex(candidates) == 2)
-        #expect(m.less(Platform(architecture: "arm", os: "linux"), Platform(architecture: "arm", os: "linux", variant: "v6")))
+        #expect(
+            m.less(
+                Platform(architecture: "arm", os: "linux"), Platform(architecture: "arm", os: "linux", variant: "v6")))
         #expect(m.bestIndex([Platform(architecture: "s390x", os: "linux")]) == nil)
     }
 }

@@ -139,7 +139,12 @@ import Testing
     @Test func aSparseFileKeepsItsHolesAndSize() throws {
         let fixture = try LayerFixture()
         let source = try fixture.directory("src")
-        try fixture.run("/bin/sh", ["-c", "cd '\(source)' && truncate -s 64M sparse && printf end >> sparse && tar --sparse --format=pax -cf ../sparse.tar sparse"])
+        try fixture.run(
+            "/bin/sh",
+            [
+                "-c",
+                "cd '\(source)' && truncate -s 64M sparse && printf end >> sparse && tar --sparse --format=pax -cf ../sparse.tar sparse",
+            ])
         let root = try fixture.directory("root")
         try fixture.apply(fixture.path + "/sparse.tar", to: root)
         let st = try #require(lstatOrNil(root + "/sparse"))
@@ -243,7 +248,8 @@ import Testing
         #expect(lstatOrNil(merged + "/gone") == nil)
         #expect(lstatOrNil(merged + "/b") != nil)
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: merged + "/o")) == ["new"])
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: merged + "/p")) == ["lowerfile", "added", "hl"])
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: merged + "/p")) == ["lowerfile", "added", "hl"])
         try fixture.unmount(merged)
     }
 
@@ -255,13 +261,18 @@ import Testing
         let tar = try fixture.tar("t.tar", "add('.wh.x')\nadd('y')")
         try Layer.apply(
             from: fixture.open(tar),
-            to: [Mount(type: "overlay", source: "overlay", options: ["lowerdir=\(lower)", "upperdir=\(upper)", "workdir=/nonexistent"])])
+            to: [
+                Mount(
+                    type: "overlay", source: "overlay",
+                    options: ["lowerdir=\(lower)", "upperdir=\(upper)", "workdir=/nonexistent"])
+            ])
         #expect(lstatOrNil(upper + "/x")?.st_mode == S_IFCHR)
         try Layer.apply(from: fixture.open(tar), to: [Mount(type: "bind", source: native, options: ["rbind", "rw"])])
         #expect(lstatOrNil(native + "/x") == nil)
         #expect(lstatOrNil(native + "/y") != nil)
         let error = #expect(throws: AtollError.self) {
-            try Layer.apply(from: fixture.open(tar), to: [Mount(type: "bind", source: native, options: ["rbind", "ro"])])
+            try Layer.apply(
+                from: fixture.open(tar), to: [Mount(type: "bind", source: native, options: ["rbind", "ro"])])
         }
         #expect(error?.code == .failedPrecondition)
     }

@@ -30,7 +30,8 @@ import Testing
             let blob = try fixture.compress(tar, compression)
             // ATOLL_LAYER_BENCH=/dev/shm measures on tmpfs, without the disk's inode allocator.
             let benchDir = ProcessInfo.processInfo.environment["ATOLL_LAYER_BENCH"] ?? "1"
-            let root = benchDir.hasPrefix("/") ? benchDir + "/atoll-bench-root" : try fixture.directory("root-\(compression)")
+            let root =
+                benchDir.hasPrefix("/") ? benchDir + "/atoll-bench-root" : try fixture.directory("root-\(compression)")
             try Syscall.mkdirAll(root)
             let start = ContinuousClock.now
             let applied = try fixture.apply(blob, to: root)

@@ -94,7 +94,11 @@ import Testing
         let output = fixture.path + "/diff.tar"
         let written = try Layer.diff(
             lower: [],
-            upper: [Mount(type: "overlay", source: "overlay", options: ["lowerdir=\(lower)", "upperdir=\(upper)", "workdir=\(work)"])],
+            upper: [
+                Mount(
+                    type: "overlay", source: "overlay",
+                    options: ["lowerdir=\(lower)", "upperdir=\(upper)", "workdir=\(work)"])
+            ],
             to: Syscall.open(output, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600), compression: .none)
         #expect(written.diffID == (try fileDigest(output)))
         #expect(written.diffID == written.compressedDigest)
@@ -159,15 +163,30 @@ import Testing
         try fixture.apply(fixture.path + "/a.tar.zst", to: target)
         #expect(try treeListing(target) == treeListing(upper))
         let names = try tarNames(fixture, fixture.path + "/a.tar.zst")
-        #expect(names == names.sorted { $0.split(separator: "/").lexicographicallyPrecedes($1.split(separator: "/")) { $0.utf8.lexicographicallyPrecedes($1.utf8) } })
+        #expect(
+            names
+                == names.sorted {
+                    $0.split(separator: "/").lexicographicallyPrecedes($1.split(separator: "/")) {
+                        $0.utf8.lexicographicallyPrecedes($1.utf8)
+                    }
+                })
     }
 
     /// Entry names of a (possibly compressed) tar, read by python.
     func tarNames(_ fixture: LayerFixture, _ file: String) throws -> [String] {
         let plain = fixture.path + "/names-\(UInt32.random(in: 0...UInt32.max)).tar"
-        try fixture.run("/bin/sh", ["-c", "zstd -dcq '\(file)' 2>/dev/null > '\(plain)' || gzip -dc '\(file)' 2>/dev/null > '\(plain)' || cp '\(file)' '\(plain)'"])
+        try fixture.run(
+            "/bin/sh",
+            [
+                "-c",
+                "zstd -dcq '\(file)' 2>/dev/null > '\(plain)' || gzip -dc '\(file)' 2>/dev/null > '\(plain)' || cp '\(file)' '\(plain)'",
+            ])
         let result = try Subprocess.run(
-            "/usr/bin/env", ["python3", "-c", "import tarfile,sys\nfor m in tarfile.open(sys.argv[1]).getmembers(): print(m.name)", plain])
+            "/usr/bin/env",
+            [
+                "python3", "-c", "import tarfile,sys\nfor m in tarfile.open(sys.argv[1]).getmembers(): print(m.name)",
+                plain,
+            ])
         #expect(result.succeeded, "\(result.stderr)")
         return result.stdout.split(separator: "\n").map(String.init)
     }

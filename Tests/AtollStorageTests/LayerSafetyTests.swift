@@ -17,7 +17,9 @@ import Testing
     /// `CANARY` in a script stands for the absolute path of the canary file outside the root,
     /// `OUTSIDE` for the fixture directory holding it.
     static let escapes: [Escape] = [
-        Escape(name: "dot-dot", script: "add('../x', data=b'pwned')", message: "layer entry \"../x\": path escapes the root"),
+        Escape(
+            name: "dot-dot", script: "add('../x', data=b'pwned')",
+            message: "layer entry \"../x\": path escapes the root"),
         Escape(
             name: "deep dot-dot", script: "add('../../etc/x', data=b'pwned')",
             message: "layer entry \"../../etc/x\": path escapes the root"),
@@ -44,11 +46,16 @@ import Testing
             name: "hardlink to the canary by dot-dot", script: "hard('h', '../canary')",
             message: "layer entry \"h\": hardlink target \"../canary\" escapes the root"),
         Escape(
-            name: "hardlink through a symlinked directory", script: "sym('dirlink', 'OUTSIDE')\nhard('h', 'dirlink/canary')",
+            name: "hardlink through a symlinked directory",
+            script: "sym('dirlink', 'OUTSIDE')\nhard('h', 'dirlink/canary')",
             message: "layer entry \"h\": hardlink target \"dirlink/canary\": parent \"dirlink\" is a symbolic link"),
         Escape(name: "bare whiteout", script: "add('.wh.')", message: "layer entry \".wh.\": whiteout names nothing"),
-        Escape(name: "whiteout of dot-dot", script: "add('.wh...')", message: "layer entry \".wh...\": whiteout names \"..\""),
-        Escape(name: "whiteout of dot", script: "d('a')\nadd('a/.wh..')", message: "layer entry \"a/.wh..\": whiteout names \".\""),
+        Escape(
+            name: "whiteout of dot-dot", script: "add('.wh...')",
+            message: "layer entry \".wh...\": whiteout names \"..\""),
+        Escape(
+            name: "whiteout of dot", script: "d('a')\nadd('a/.wh..')",
+            message: "layer entry \"a/.wh..\": whiteout names \".\""),
     ]
 
     @Test(arguments: escapes, [WhiteoutStyle.native, .overlay()])
@@ -79,7 +86,8 @@ import Testing
     @Test func anAbsoluteNameIsTakenRelativeToTheRoot() throws {
         let fixture = try LayerFixture()
         let root = try fixture.directory("root")
-        let tar = try fixture.tar("abs.tar", "add('/etc/atoll-absolute-test', data=b'inside')\nadd('/../../x2', data=b'x')")
+        let tar = try fixture.tar(
+            "abs.tar", "add('/etc/atoll-absolute-test', data=b'inside')\nadd('/../../x2', data=b'x')")
         // "/../../x2" cleans (like filepath.Clean("/" + name)) to... an escape: ".." above the root.
         let error = #expect(throws: AtollError.self) { try fixture.apply(tar, to: root) }
         #expect(error?.message == "layer entry \"/../../x2\": path escapes the root")

@@ -57,7 +57,8 @@ import Testing
                 lower.append(directory)
             }
             try Syscall.mkdir(root + "/merged")
-            let mount = Mount(type: "overlay", source: "overlay", options: ["lowerdir=" + lower.joined(separator: ":"), "ro"])
+            let mount = Mount(
+                type: "overlay", source: "overlay", options: ["lowerdir=" + lower.joined(separator: ":"), "ro"])
             #expect(errorCode { try mount.mount(at: root + "/merged", overlayMethod: .classic) } == .resourceExhausted)
             try mount.mount(at: root + "/merged")
             defer { try? Mount.unmountAll(at: root + "/merged") }

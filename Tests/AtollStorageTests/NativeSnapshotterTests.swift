@@ -23,7 +23,9 @@ import Testing
                 #expect(atoll_lchownat(AT_FDCWD, target + "/symlink", 42, 43) == 0)
                 #expect(atoll_mknodat(AT_FDCWD, target + "/null", S_IFCHR | 0o666, 1, 3) == 0)
                 #expect(mkfifo(target + "/fifo", 0o640) == 0)
-                #expect(atoll_utimensat_nofollow(AT_FDCWD, target + "/dir/suid", 1_000_000, 5, 1_500_000_000, 123_456_789) == 0)
+                #expect(
+                    atoll_utimensat_nofollow(AT_FDCWD, target + "/dir/suid", 1_000_000, 5, 1_500_000_000, 123_456_789)
+                        == 0)
             }
             try s.commit("base-c", key: "base", labels: [:])
             _ = try s.prepare("child", parent: "base-c", labels: [:])

@@ -254,7 +254,8 @@ enum SnapshotterDriver: String, CaseIterable, CustomTestStringConvertible, Senda
                 #expect(data.utf8.count > Mount.classicDataLimit)  // too long for mount(2)
             }
             try withMounted(top, at: target) { () throws in
-                let names = try FileSystem.listDirectory(Syscall.open(target, flags: O_RDONLY | O_DIRECTORY)).map(\.name)
+                let names = try FileSystem.listDirectory(Syscall.open(target, flags: O_RDONLY | O_DIRECTORY)).map(
+                    \.name)
                 #expect(Set(names) == Set((0..<layers).map { "layer-\($0)" }))
                 #expect(try readText(target + "/layer-0") == "0")
                 #expect(try readText(target + "/layer-129") == "129")
