@@ -69,19 +69,7 @@ public struct EngineClient: Sendable {
     /// Streams a file descriptor's content as 1 MiB chunks through `write`.
     public static func streamFile(_ fd: FileDescriptor, _ write: (Data) async throws -> Void) async throws {
         while true {
-            let chunk = try await BlockingWork.run { () -> Data in
-                var data = Data(count: 1 << 20)
-                var filled = 0
-                while filled < data.count {
-                    let n = try data.withUnsafeMutableBytes {
-                        try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
-                    }
-                    if n == 0 { break }
-                    filled += n
-                }
-                data.count = filled
-                return data
-            }
+            let chunk = try await BlockingWork.run { try fd.readChunk(maximum: 1 << 20) }
             if chunk.isEmpty { return }
             try await write(chunk)
         }

@@ -1,4 +1,5 @@
 import CAtollShim
+import Foundation
 import Glibc
 
 /// Owns one open file descriptor and closes it exactly once: explicitly with `close()` or when
@@ -32,6 +33,22 @@ public final class FileDescriptor: @unchecked Sendable {
 
     public func writeAll(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try writeAll($0) }
+    }
+
+    /// Reads until `maximum` bytes or end of file, whichever comes first (a pipe returns short
+    /// reads; this fills the chunk). An empty result means end of file.
+    public func readChunk(maximum: Int) throws -> Data {
+        var data = Data(count: maximum)
+        var filled = 0
+        while filled < maximum {
+            let n = try data.withUnsafeMutableBytes {
+                try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        data.count = filled
+        return data
     }
 
     /// Reads everything up to end of file (for small files: configs, manifests).

@@ -59,19 +59,7 @@ enum StreamBridge {
         }
         do {
             while true {
-                let chunk = try await BlockingWork.run { () -> Data in
-                    var data = Data(count: chunkSize)
-                    var filled = 0
-                    while filled < chunkSize {
-                        let n = try data.withUnsafeMutableBytes {
-                            try readEnd.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]))
-                        }
-                        if n == 0 { break }
-                        filled += n
-                    }
-                    data.count = filled
-                    return data
-                }
+                let chunk = try await BlockingWork.run { try readEnd.readChunk(maximum: chunkSize) }
                 if chunk.isEmpty { break }
                 try await send(chunk)
             }
