@@ -139,8 +139,10 @@ struct FixtureError: Error, CustomStringConvertible {
 /// The busybox image archive from deploy/busybox-image, built once per test run.
 enum BusyboxArchive {
     static let path: String = {
-        let path = "/tmp/atoll-it-busybox-\(getpid()).tar"
-        let result = DaemonFixture.shell("\(DaemonFixture.packageRoot)/deploy/busybox-image \(path) busybox:latest")
+        // One fixed path, rebuilt by each test run (written aside, then renamed into place).
+        let path = "/tmp/atoll-it-busybox.tar"
+        let result = DaemonFixture.shell(
+            "\(DaemonFixture.packageRoot)/deploy/busybox-image \(path).$$ busybox:latest && mv \(path).$$ \(path)")
         precondition(result.status == 0, "deploy/busybox-image failed: \(result.stderr)")
         return path
     }()

@@ -112,6 +112,50 @@ import Testing
         #expect(images.stdout == "docker.io/library/busybox:latest \(Self.busyboxID)\n", "\(images.stderr)")
     }
 
+    @Test func dockerLoadsASavedArchiveAndAtollLoadsWhatDockerSaves() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        // A private dockerd (Debian's docker.io) on its own root, with no networking of its own.
+        let docker = "\(daemon.directory)/docker"
+        let started = DaemonFixture.shell(
+            """
+            mkdir -p \(docker)
+            # dockerd outlives this shell: it must not inherit the pipes this test reads to their end.
+            (for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+             exec /usr/sbin/dockerd --data-root \(docker)/root --exec-root \(docker)/exec \\
+               -H unix://\(docker)/docker.sock --pidfile \(docker)/pid --bridge=none --iptables=false \\
+               --ip-masq=false < /dev/null > \(docker)/log 2>&1) &
+            for i in $(seq 1 100); do docker -H unix://\(docker)/docker.sock version >/dev/null 2>&1 && exit 0; sleep 0.1; done
+            exit 1
+            """)
+        defer {
+            DaemonFixture.shell(
+                """
+                pid=$(cat \(docker)/pid 2>/dev/null) && kill $pid && while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+                umount -R \(docker)/root 2>/dev/null; umount -R \(docker)/exec 2>/dev/null; true
+                """)
+        }
+        try #require(started.status == 0, "dockerd did not start")
+        let client = "docker -H unix://\(docker)/docker.sock"
+
+        #expect(daemon.atoll(["load", "-i", BusyboxArchive.path]).status == 0)
+        let saved = "\(daemon.directory)/saved.tar"
+        #expect(daemon.atoll(["save", "-o", saved, "busybox"]).status == 0)
+        let load = DaemonFixture.shell("\(client) load -i \(saved)")
+        #expect(load.stdout.contains("Loaded image: busybox:latest"), "\(load.stdout) \(load.stderr)")
+        let id = DaemonFixture.shell("\(client) image inspect --format '{{.Id}}' busybox:latest").stdout
+        #expect(id == Self.busyboxID + "\n")
+
+        // And back: an archive written by docker save loads into Atoll with the same image ID.
+        #expect(DaemonFixture.shell("\(client) tag busybox:latest from/docker:1").status == 0)
+        let dockerSaved = "\(daemon.directory)/docker-saved.tar"
+        #expect(DaemonFixture.shell("\(client) save -o \(dockerSaved) from/docker:1").status == 0)
+        let back = daemon.atoll(["load", "-i", dockerSaved])
+        #expect(back.stdout == "Loaded image: from/docker:1\n", "\(back.stderr)")
+        #expect(
+            daemon.atoll(["image", "inspect", "--format", "{{.Id}}", "from/docker:1"]).stdout == Self.busyboxID + "\n")
+    }
+
     @Test func anUmociLayoutLoads() throws {
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
