@@ -17,8 +17,10 @@ enum StreamBridge {
     ) async throws -> T {
         let (readEnd, writeEnd) = try makePipe()
         let status = UploadStatus()
+        // The consumer blocks for the whole upload: it gets a thread of its own, so that many
+        // uploads at once cannot take every thread the producers' writes need.
         let consumer = Task {
-            try await BlockingWork.run {
+            try await BlockingWork.runOnOwnThread {
                 defer { readEnd.close() }
                 let value = try consume(readEnd, status)
                 try drainToEnd(readEnd)
@@ -33,8 +35,9 @@ enum StreamBridge {
         } catch {
             status.markAborted()
             writeEnd.close()
-            if let consumerError = await consumerFailure(consumer) { throw consumerError }
-            throw error
+            // The consumer decides: it fails if the break cut what it needed (it checks `status`),
+            // and succeeds if the sender only broke off in trailing padding after the end.
+            return try await consumer.value
         }
         return try await consumer.value
     }
@@ -70,10 +73,6 @@ enum StreamBridge {
         }
         readEnd.close()
         try await producer.value
-    }
-
-    private static func consumerFailure<T>(_ task: Task<T, any Error>) async -> (any Error)? {
-        do { _ = try await task.value; return nil } catch { return error }
     }
 
     private static func makePipe() throws -> (FileDescriptor, FileDescriptor) {

@@ -74,6 +74,10 @@ final class EarlyUnpacker: Sendable {
         let unused = state.withLock { state in
             state.done.filter { !state.taken.contains($0.key) && !$0.value.key.isEmpty }.map(\.value.key)
         }
-        for key in unused { try? service.snapshotter.remove(key) }
+        for key in unused {
+            do { try service.snapshotter.remove(key) } catch {
+                service.logger.warning("cannot remove unused snapshot \(key) (the next start sweeps it): \(error)")
+            }
+        }
     }
 }

@@ -16,8 +16,10 @@ extension ImageService {
     /// verified before anything is recorded.
     /// `upload`, when given, is asked whether the stream really ended before anything is stored.
     public func load(from source: FileDescriptor, upload: UploadStatus? = nil) throws -> [LoadedImage] {
-        // Whatever happens, blobs the archive brought that no image uses are collected after.
-        defer { _ = try? collectGarbage() }
+        // Blobs the archive brought that no image uses (a failed load's, another platform's) are
+        // collected after; a load whose every blob is used skips the collection and its lock.
+        var needsCollection = true
+        defer { if needsCollection { _ = try? collectGarbage() } }
         return try contentLock.withReadLock {
             let started = ContinuousClock.now
             let early = snapshotter.canRebase ? EarlyUnpacker(service: self) : nil
@@ -28,16 +30,33 @@ extension ImageService {
             try upload?.ensureComplete("the archive")
             early?.wait()
             logger.debug("load: read the archive (\(archive.blobs.count) blobs) in \(ContinuousClock.now - started)")
+            let loaded: [LoadedImage]
             if let index = archive.metadata["index.json"] {
-                return try loadOCILayout(index: index, archive: archive, early: early)
+                loaded = try loadOCILayout(index: index, archive: archive, early: early)
+            } else if let manifest = archive.metadata["manifest.json"] {
+                loaded = try loadDockerArchive(manifest: manifest, archive: archive, early: early)
+            } else {
+                throw AtollError.invalidArgument(
+                    "the archive holds neither manifest.json nor index.json: it is not a docker-save archive or an OCI image layout"
+                )
             }
-            if let manifest = archive.metadata["manifest.json"] {
-                return try loadDockerArchive(manifest: manifest, archive: archive, early: early)
-            }
-            throw AtollError.invalidArgument(
-                "the archive holds neither manifest.json nor index.json: it is not a docker-save archive or an OCI image layout"
-            )
+            let ids = Set(loaded.map(\.imageID))
+            needsCollection = (try? unused(archive.blobs.values.map(\.0), by: ids).isEmpty) != true
+            return loaded
         }
+    }
+
+    /// The digests among `blobs` that none of the images `ids` names (manifest, config, layers).
+    private func unused(_ blobs: [Digest], by ids: Set<String>) throws -> Set<Digest> {
+        var left = Set(blobs)
+        for id in ids {
+            let image = try resolve(id)
+            left.remove(try Digest(parsing: image.manifestDigest))
+            let (manifest, _, _, _) = try manifestAndConfig(of: image)
+            left.remove(manifest.config.digest)
+            for layer in manifest.layers { left.remove(layer.digest) }
+        }
+        return left
     }
 
     private func loadOCILayout(index indexBytes: [UInt8], archive: ArchiveContents, early: EarlyUnpacker?) throws

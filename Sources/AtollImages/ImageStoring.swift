@@ -58,8 +58,14 @@ extension ImageService {
                 remaining.append(slot)
                 continue
             }
+            guard case .success(let applied) = done.result else {
+                // An early unpack that failed is retried afresh: the failure may have been passing.
+                try? snapshotter.remove(done.key)
+                remaining.append(slot)
+                continue
+            }
             keys[slot] = done.key
-            do { try check(try done.result.get(), index) } catch { failures.withLock { $0[slot] = error } }
+            do { try check(applied, index) } catch { failures.withLock { $0[slot] = error } }
         }
         let todo = remaining
         let fixedKeys = keys
