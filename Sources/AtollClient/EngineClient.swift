@@ -30,7 +30,7 @@ public struct EngineEndpoint: Sendable, CustomStringConvertible {
     public var description: String { "unix://\(socketPath)" }
 }
 
-/// A connection to atolld with a typed stub per service.
+/// A connection to atolld with a typed client per service.
 public struct EngineClient: Sendable {
     public let system: Atoll_Engine_V1_System.Client<HTTP2ClientTransport.Posix>
     public let images: Atoll_Engine_V1_Images.Client<HTTP2ClientTransport.Posix>

@@ -45,7 +45,7 @@ struct SystemService: Atoll_Engine_V1_System.SimpleServiceProtocol {
             info.problem = status.problem
             return info
         }
-        response.defaultRuntime = runtimes.first { $0.works }?.name ?? runtimes.first?.name ?? ""
+        response.defaultRuntime = engine.defaultRuntime() ?? ""
         response.cgroupVersion = engine.host.cgroupVersion
         response.kernelVersion = engine.host.kernelVersion
         response.operatingSystem = engine.host.operatingSystem

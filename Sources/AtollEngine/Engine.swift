@@ -93,10 +93,10 @@ public final class Engine: Sendable {
         return probed
     }
 
-    /// The runtime containers use by default: crun where it works, else runc.
-    public func defaultRuntime() -> String {
-        let statuses = runtimeStatuses()
-        return statuses.first { $0.works }?.name ?? statuses.first?.name ?? "runc"
+    /// The runtime containers use by default: crun where it works, else the first that works
+    /// (runc); nil when none does.
+    public func defaultRuntime() -> String? {
+        runtimeStatuses().first { $0.works }?.name
     }
 
     /// Counts for `atoll info`.

@@ -67,10 +67,10 @@ extension ImageService {
             keys[slot] = done.key
             do { try check(applied, index) } catch { failures.withLock { $0[slot] = error } }
         }
-        let todo = remaining
+        let pending = remaining
         let fixedKeys = keys
-        DispatchQueue.concurrentPerform(iterations: todo.count) { i in
-            let slot = todo[i]
+        DispatchQueue.concurrentPerform(iterations: pending.count) { i in
+            let slot = pending[i]
             let index = missing[slot]
             do {
                 try check(try unpackDetached(layers[index].digest, key: fixedKeys[slot]), index)
