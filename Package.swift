@@ -54,10 +54,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "AtollRuntime", dependencies: ["AtollCore", "CAtollShim"]),
         .target(
             name: "AtollEngine",
             dependencies: [
-                "AtollCore", "AtollOCI", "AtollStorage", "AtollImages",
+                "AtollCore", "AtollOCI", "AtollStorage", "AtollImages", "AtollRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -75,7 +76,7 @@ let package = Package(
         .target(
             name: "AtollDaemon",
             dependencies: [
-                "AtollCore", "AtollEngine", "AtollAPI",
+                "AtollCore", "AtollEngine", "AtollRuntime", "AtollAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,7 +93,7 @@ let package = Package(
         .target(
             name: "AtollCLI",
             dependencies: [
-                "AtollClient", "AtollAPI", "AtollCore",
+                "AtollClient", "AtollAPI", "AtollCore", "AtollRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -108,6 +109,11 @@ let package = Package(
         .testTarget(name: "AtollCoreTests", dependencies: ["AtollCore"]),
         .testTarget(name: "AtollOCITests", dependencies: ["AtollOCI"]),
         .testTarget(name: "AtollStorageTests", dependencies: ["AtollStorage", "AtollCore", "AtollOCI"]),
+        .testTarget(name: "AtollRuntimeTests", dependencies: ["AtollRuntime", "AtollCore"]),
+        .testTarget(
+            name: "AtollEngineTests",
+            dependencies: ["AtollEngine", "AtollRuntime", "AtollCore", "AtollOCI"]
+        ),
         .testTarget(
             name: "AtollImagesTests",
             dependencies: [

@@ -8,7 +8,7 @@ import GRPCCore
 public struct Atoll: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "atoll",
-        abstract: "Control Atoll: images, layers and storage on a host running atolld.",
+        abstract: "Control Atoll: containers, images and storage on a host running atolld.",
         discussion: """
             Global options come before the command: atoll [-H unix:///path] COMMAND.
             ATOLL_HOST sets the default host (unix:///run/atoll/atolld.sock).
@@ -17,6 +17,10 @@ public struct Atoll: AsyncParsableCommand {
         subcommands: [
             VersionCommand.self, InfoCommand.self, ImagesCommand.self, ImageCommand.self, ImportCommand.self,
             LoadCommand.self, SaveCommand.self, TagCommand.self, RmiCommand.self, SystemCommand.self,
+            RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
+            KillCommand.self, PauseCommand.self, UnpauseCommand.self, RmCommand.self, PsCommand.self,
+            InspectCommand.self, LogsCommand.self, WaitCommand.self, ExecCommand.self, AttachCommand.self,
+            TopCommand.self, StatsCommand.self, RenameCommand.self, ContainerCommand.self,
         ])
 
     public init() {}

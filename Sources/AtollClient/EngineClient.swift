@@ -34,6 +34,7 @@ public struct EngineEndpoint: Sendable, CustomStringConvertible {
 public struct EngineClient: Sendable {
     public let system: Atoll_Engine_V1_System.Client<HTTP2ClientTransport.Posix>
     public let images: Atoll_Engine_V1_Images.Client<HTTP2ClientTransport.Posix>
+    public let containers: Atoll_Engine_V1_Containers.Client<HTTP2ClientTransport.Posix>
     public let endpoint: EngineEndpoint
 
     /// Connects, runs `body`, and closes. A daemon that is not there is reported in one line
@@ -62,6 +63,7 @@ public struct EngineClient: Sendable {
                 EngineClient(
                     system: Atoll_Engine_V1_System.Client(wrapping: client),
                     images: Atoll_Engine_V1_Images.Client(wrapping: client),
+                    containers: Atoll_Engine_V1_Containers.Client(wrapping: client),
                     endpoint: endpoint))
         }
     }

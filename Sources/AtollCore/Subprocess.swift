@@ -6,12 +6,19 @@ public enum Subprocess {
         public var status: Int32
         public var stdout: String
         public var stderr: String
+        /// The program outlived the timeout and was killed.
+        public var timedOut = false
         public var succeeded: Bool { status == 0 }
     }
 
     /// Runs `executable` with `arguments`; never throws for a non-zero exit (check `status`),
     /// only when the program cannot be started.
-    public static func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> Result {
+    /// With a `timeout`, a program still running then is killed (SIGKILL), `onTimeout` runs (to
+    /// kill what it started, which may hold the output pipes) and `timedOut` is set.
+    public static func run(
+        _ executable: String, _ arguments: [String], input: Data? = nil, timeout: Duration? = nil,
+        onTimeout: (@Sendable () -> Void)? = nil
+    ) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -28,6 +35,15 @@ public enum Subprocess {
             inputPipe.fileHandleForWriting.write(input)
             try? inputPipe.fileHandleForWriting.close()
         }
+        let killer = timeout.map { limit in
+            let item = DispatchWorkItem {
+                kill(process.processIdentifier, SIGKILL)
+                onTimeout?()
+            }
+            let nanoseconds = limit.components.seconds * 1_000_000_000 + limit.components.attoseconds / 1_000_000_000
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds)), execute: item)
+            return item
+        }
         // Drain both pipes concurrently so a chatty program cannot block on a full pipe.
         let group = DispatchGroup()
         nonisolated(unsafe) var errData = Data()
@@ -35,10 +51,13 @@ public enum Subprocess {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
+        killer?.cancel()
+        let killed = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
         return Result(
             status: process.terminationStatus,
             stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self)
+            stderr: String(decoding: errData, as: UTF8.self),
+            timedOut: killed && timeout != nil
         )
     }
 

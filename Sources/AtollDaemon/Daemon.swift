@@ -45,8 +45,10 @@ public enum Daemon {
                 configuration: EngineConfiguration(
                     root: options.root, storageDriver: options.storageDriver, runDirectory: options.runDirectory))
         }
-        // Probe the runtimes now, in the background, so `atoll info` answers at once later.
-        Task.detached(priority: .background) { _ = engine.runtimeStatuses() }
+        // Probe the runtimes (containers need them), then take back the containers: exits recorded
+        // while atolld was down, monitors still running, restart policies.
+        _ = await Task.detached { engine.runtimeStatuses() }.value
+        try await BlockingWork.run { try engine.containers.recover() }
 
         let transport = HTTP2ServerTransport.Posix(
             address: .unixDomainSocket(path: options.socket),
@@ -60,7 +62,10 @@ public enum Daemon {
             })
         let server = GRPCServer(
             transport: transport,
-            services: [SystemService(engine: engine, socketPath: options.socket), ImagesService(engine: engine)])
+            services: [
+                SystemService(engine: engine, socketPath: options.socket), ImagesService(engine: engine),
+                ContainersService(engine: engine),
+            ])
 
         let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
             signal(number, SIG_IGN)

@@ -1,4 +1,5 @@
 import AtollCore
+import AtollEngine
 import GRPCCore
 
 /// AtollError maps to a gRPC status once, here at the service edge.
@@ -25,4 +26,11 @@ extension AtollError: RPCErrorConvertible {
 extension SystemCallError: RPCErrorConvertible {
     public var rpcErrorCode: RPCError.Code { .internalError }
     public var rpcErrorMessage: String { description }
+}
+
+/// A failed start carries `docker run`'s exit status (125/126/127) to the CLI in metadata.
+extension ContainerStartError: RPCErrorConvertible {
+    public var rpcErrorCode: RPCError.Code { exitStatus == 125 ? .failedPrecondition : .invalidArgument }
+    public var rpcErrorMessage: String { message }
+    public var rpcErrorMetadata: Metadata { ["atoll-exit-status": "\(exitStatus)"] }
 }

@@ -31,9 +31,9 @@ public final class Engine: Sendable {
     public let content: ContentStore
     public let snapshotter: any Snapshotter
     public let images: ImageService
+    public let containers: ContainerService
     public let host: HostFacts
-    private let runtimes = Mutex<[RuntimeStatus]?>(nil)
-    private let probeLock = NSLock()
+    private let runtimeCache = RuntimeCache()
     private let logger = Logger(label: "atoll.engine")
 
     public static let storageDrivers = ["overlay", "native"]
@@ -45,16 +45,32 @@ public final class Engine: Sendable {
         try Syscall.mkdirAll(configuration.runDirectory, mode: 0o711)
         database = try EngineDatabase.open(path: "\(root)/engine.db") { migrator in
             ImageService.registerMigrations(&migrator)
+            ContainerService.registerMigrations(&migrator)
         }
         content = try ContentStore(root: "\(root)/content")
         snapshotter = try Self.openSnapshotter(root: root, requested: configuration.storageDriver, logger: logger)
         let removed = try snapshotter.cleanup()
         if removed > 0 { logger.info("removed \(removed) snapshot directories left by an interrupted operation") }
-        images = ImageService(database: database, content: content, snapshotter: snapshotter)
+        let database = self.database
+        images = ImageService(database: database, content: content, snapshotter: snapshotter) { db, imageID in
+            (try? ContainerRecord.filter(Column("image_id") == imageID).fetchCount(db)) ?? 0
+        }
         host = HostFacts.read()
-        // Interrupted loads and imports leave active "extract-"/"import-" snapshots (nothing else
-        // owns active snapshots yet) and blobs or layers no image records: remove them at start.
+        let runtimeCache = self.runtimeCache
+        let runDirectory = configuration.runDirectory
+        containers = try ContainerService(
+            database: database, images: images, snapshotter: snapshotter,
+            paths: ContainerPaths(root: root, run: configuration.runDirectory)
+        ) {
+            runtimeCache.statuses(workDirectory: runDirectory)
+        }
+        // Interrupted loads and imports leave active "extract-"/"import-" snapshots and blobs or
+        // layers no image records: remove them at start. Containers' snapshots stay.
+        let containerIDs = Set(try database.read { db in try String.fetchAll(db, sql: "SELECT id FROM containers") })
         for snapshot in try snapshotter.list() where snapshot.kind == .active {
+            if snapshot.name.hasPrefix("container-"), containerIDs.contains(String(snapshot.name.dropFirst(10))) {
+                continue
+            }
             try? snapshotter.remove(snapshot.name)
         }
         do {
@@ -85,12 +101,7 @@ public final class Engine: Sendable {
     /// The OCI runtimes on this host and whether each works; probed once (callers that arrive
     /// while the probe runs wait for it), then remembered.
     public func runtimeStatuses() -> [RuntimeStatus] {
-        probeLock.lock()
-        defer { probeLock.unlock() }
-        if let known = runtimes.withLock({ $0 }) { return known }
-        let probed = RuntimeProbe.probeAll(workDirectory: configuration.runDirectory)
-        runtimes.withLock { $0 = probed }
-        return probed
+        runtimeCache.statuses(workDirectory: configuration.runDirectory)
     }
 
     /// The runtime containers use by default: crun where it works, else the first that works
@@ -143,4 +154,20 @@ public struct DiskUsageRow: Sendable {
     public var active: Int
     public var size: Int64
     public var reclaimable: Int64
+}
+
+/// The runtimes' probe results: probed once (callers that arrive while the probe runs wait for
+/// it), then remembered.
+final class RuntimeCache: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var known: [RuntimeStatus]?
+
+    func statuses(workDirectory: String) -> [RuntimeStatus] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let known { return known }
+        let probed = RuntimeProbe.probeAll(workDirectory: workDirectory)
+        known = probed
+        return probed
+    }
 }

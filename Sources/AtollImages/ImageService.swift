@@ -17,13 +17,13 @@ public final class ImageService: Sendable {
     /// Loads and imports hold it for reading; garbage collection holds it for writing.
     let contentLock = ReadWriteLock()
     /// How many containers use an image (by image ID); containers plug in here.
-    let usage: @Sendable (String) -> Int
+    let usage: @Sendable (Database, String) -> Int
     let logger = Logger(label: "atoll.images")
 
     public init(
         database: DatabasePool, content: ContentStore, snapshotter: any Snapshotter,
         platform: Platform = .host, limits: LayerLimits = .default,
-        containersUsing usage: @escaping @Sendable (String) -> Int = { _ in 0 }
+        containersUsing usage: @escaping @Sendable (Database, String) -> Int = { _, _ in 0 }
     ) {
         self.database = database
         self.content = content
@@ -106,7 +106,7 @@ public final class ImageService: Sendable {
                 let tags = try tags(of: image.id, in: db)
                 var summary = ImageSummary(
                     id: image.id, repoTags: tags, repoDigests: [], created: image.created, size: image.size,
-                    sharedSize: 0, containers: usage(image.id), labels: [:], targetDigest: image.manifestDigest)
+                    sharedSize: 0, containers: usage(db, image.id), labels: [:], targetDigest: image.manifestDigest)
                 if let (_, config, _, _) = try? manifestAndConfig(of: image) {
                     summary.labels = config.config?.labels ?? [:]
                     summary.sharedSize = sharedSize(config: config, users: layerUsers)
@@ -167,7 +167,7 @@ public final class ImageService: Sendable {
                 let byName = (try? ImageReference(parsing: reference)).flatMap { parsed in
                     tags.first { $0.name == parsed.normalized }
                 }
-                let inUse = usage(image.id)
+                let inUse = usage(db, image.id)
                 if let byName, tags.count > 1 || force {
                     // Removing one of several names, or forced: only untag.
                     try byName.delete(db)
@@ -207,7 +207,7 @@ public final class ImageService: Sendable {
             try database.write { db in
                 for image in try ImageRecord.fetchAll(db) {
                     let tags = try TagRecord.filter(Column("image_id") == image.id).fetchAll(db)
-                    guard usage(image.id) == 0, all || tags.isEmpty else { continue }
+                    guard usage(db, image.id) == 0, all || tags.isEmpty else { continue }
                     let summary = ImageSummary(
                         id: image.id, repoTags: tags.map { Self.familiar($0.name) }, repoDigests: [],
                         created: image.created,

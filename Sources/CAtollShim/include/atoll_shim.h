@@ -37,5 +37,6 @@ int atoll_pipe_cloexec(int fds[2], int size);
 int atoll_errno(void);
 
 #include "atoll_mount.h"
+#include "atoll_process.h"
 
 #endif

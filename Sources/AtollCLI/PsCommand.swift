@@ -1,0 +1,123 @@
+import ArgumentParser
+import AtollAPI
+import Foundation
+
+struct PsOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Show all containers (default shows just running).") var all = false
+    @Flag(name: .shortAndLong, help: "Only display container IDs.") var quiet = false
+    @Flag(name: .long, help: "Don't truncate output.") var noTrunc = false
+    @Option(name: .shortAndLong, help: "Filter output (id, name, label, status, exited, ancestor, health).")
+    var filter: [String] = []
+    @Option(help: "Format: table, json or a template such as '{{.ID}} {{.Names}}'.") var format: String?
+}
+
+struct PsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.")
+    @OptionGroup var options: PsOptions
+    func run() async throws { try await Self.list(options) }
+
+    static func list(_ options: PsOptions) async throws {
+        var request = Atoll_Engine_V1_ListContainersRequest()
+        request.all = options.all
+        request.filters = options.filter
+        let response = try await GlobalOptions.withEngine { [request] in try await $0.containers.list(request) }
+        if options.quiet {
+            for container in response.containers {
+                Output.print(options.noTrunc ? container.id : String(container.id.prefix(12)))
+            }
+            return
+        }
+        let rows = response.containers.map { container -> [String: String] in
+            var command = container.command
+            if !options.noTrunc && command.count > 20 { command = String(command.prefix(19)) + "…" }
+            return [
+                "ID": options.noTrunc ? container.id : String(container.id.prefix(12)), "Image": container.image,
+                "Command": "\"\(command)\"", "CreatedAt": Output.since(container.created), "Status": container.status,
+                "Names": container.name, "State": container.state, "Health": container.health,
+                "Labels": container.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+                    separator: ","),
+                "RunningFor": Output.since(container.created), "Ports": "",
+            ]
+        }
+        RowFormat(options.format).render(
+            rows,
+            columns: [
+                ("ID", "CONTAINER ID"), ("Image", "IMAGE"), ("Command", "COMMAND"), ("CreatedAt", "CREATED"),
+                ("Status", "STATUS"), ("Ports", "PORTS"), ("Names", "NAMES"),
+            ])
+    }
+}
+
+struct InspectCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Show details of containers (or images) as JSON.")
+    @Option(name: .shortAndLong, help: "A template such as '{{.State.Status}}', or json.") var format: String?
+    @Option(name: .long, help: "Only inspect objects of this type (container or image).") var type: String?
+    @Argument(help: "Containers or images.") var objects: [String]
+
+    func run() async throws {
+        guard !objects.isEmpty else { throw ValidationError("inspect needs at least one object") }
+        var documents: [Any] = []
+        var failed = false
+        for object in objects {
+            do {
+                documents.append(try await Self.document(object, type: type))
+            } catch {
+                failed = true
+                FileHandle.standardErrorLine("Error: \(Atoll.describe(error))")
+            }
+        }
+        if let format, format != "json" {
+            for document in documents {
+                Output.print(RowFormat.fill(format, Self.flatten(document)))
+            }
+        } else {
+            Output.print(Output.json(documents))
+        }
+        if failed { throw ExitCode.failure }
+    }
+
+    static func document(_ name: String, type: String?) async throws -> Any {
+        if type != "image" {
+            do {
+                var request = Atoll_Engine_V1_ContainerRequest()
+                request.container = name
+                let response = try await GlobalOptions.withEngine { [request] in
+                    try await $0.containers.inspect(request)
+                }
+                return try JSONSerialization.jsonObject(with: response.json)
+            } catch {
+                if type == "container" { throw error }
+            }
+        }
+        var request = Atoll_Engine_V1_InspectImageRequest()
+        request.reference = name
+        do {
+            let response = try await GlobalOptions.withEngine { [request] in try await $0.images.inspect(request) }
+            return ImageInspectCommand.document(response)
+        } catch {
+            throw ValidationError("no such object: \(name)")
+        }
+    }
+
+    /// Every nested field under its dotted path ("State.Status"), values as text, for templates.
+    static func flatten(_ value: Any, prefix: String = "") -> [String: String] {
+        var result: [String: String] = [:]
+        let text: String
+        if let string = value as? String {
+            text = string
+        } else if let number = value as? NSNumber {
+            let type = String(cString: number.objCType)
+            text = type == "c" || type == "B" ? (number.boolValue ? "true" : "false") : number.stringValue
+        } else {
+            text = Output.json(value, pretty: false)
+        }
+        if !prefix.isEmpty { result[prefix] = text }
+        if let object = value as? [String: Any] {
+            for (key, child) in object {
+                result.merge(flatten(child, prefix: prefix.isEmpty ? key : "\(prefix).\(key)")) { $1 }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,381 @@
+import AtollCore
+import AtollImages
+import AtollOCI
+import AtollRuntime
+import AtollStorage
+import Foundation
+import Glibc
+
+/// A container could not be started; `exitStatus` is what `docker run` would exit with
+/// (125 for the engine's own failures, 126 cannot execute, 127 not found).
+public struct ContainerStartError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var exitStatus: Int32
+    public var description: String { message }
+}
+
+extension ContainerService {
+    static let defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// Starts a created or stopped container. With `attach`, connects to its monitor's attach
+    /// socket before the process runs (so no output is missed) and returns the connection.
+    @discardableResult
+    public func start(
+        _ reference: String, attach: Bool = false, consoleSize: (rows: UInt32, columns: UInt32)? = nil
+    ) throws -> AttachConnection? {
+        let record = try lookup(reference)
+        do {
+            return try startLocked(record, attach: attach, consoleSize: consoleSize)
+        } catch let error as ContainerStartError {
+            // A container run with --rm that never ran goes too, as in Docker.
+            if record.settings.autoRemove { try? removeStopped(record.id) }
+            throw error
+        }
+    }
+
+    private func startLocked(
+        _ record: ContainerRecord, attach: Bool, consoleSize: (rows: UInt32, columns: UInt32)?
+    ) throws -> AttachConnection? {
+        let reference = record.id
+        return try locks.withLock(record.id) { () throws -> AttachConnection? in
+            guard var record = try fetch(record.id) else {
+                throw AtollError.notFound("no such container: \(reference)")
+            }
+            switch record.state.status {
+            case .running, .paused:
+                if attach {
+                    throw AtollError.failedPrecondition("container \"\(record.name)\" is already running")
+                }
+                return nil
+            case .removing:
+                throw AtollError.failedPrecondition("container \"\(record.name)\" is being removed")
+            case .dead:
+                throw AtollError.failedPrecondition("container \"\(record.name)\" is dead: remove it with rm -f")
+            case .created, .exited, .restarting:
+                break
+            }
+            record.state.stoppedByUser = false
+            return try launch(&record, attach: attach, consoleSize: consoleSize)
+        }
+    }
+
+    /// Mounts the rootfs, writes the bundle, creates the container under conmon and starts it.
+    /// Called with the container's lock held. On failure everything set up is undone and the
+    /// container is left stopped with the failure recorded.
+    func launch(
+        _ record: inout ContainerRecord, attach: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil
+    ) throws -> AttachConnection? {
+        let id = record.id
+        let runtime = try self.runtime(named: record.settings.runtime)
+        guard let conmonPath = Conmon.locate() else {
+            throw AtollError(.unavailable, "conmon is not installed: atolld runs every container under conmon")
+        }
+        let conmon = Conmon(path: conmonPath, runtime: runtime)
+        let bundle = paths.bundle(id)
+        let files = MonitorFiles(
+            bundle: bundle, log: paths.log(id), containerPid: "\(bundle)/container.pid",
+            monitorPid: "\(bundle)/conmon.pid", exitDirectory: paths.exits, socketDirectory: paths.sockets)
+        record.state.runtime = runtime.name
+        var connection: AttachConnection?
+        do {
+            try runtime.delete(id, force: true)  // a leftover from a crash would block create
+            unlink("\(paths.sockets)/\(Conmon.handle(id))")
+            unlink("\(paths.exits)/\(id)")
+            let rootfs = paths.rootfs(id)
+            try Mount.unmountAll(at: rootfs)
+            for mount in try snapshotter.mounts(record.snapshotKey) { try mount.mount(at: rootfs) }
+            var spec = try makeSpec(for: record, rootfs: rootfs)
+            if record.settings.tty, let consoleSize {
+                spec.process.consoleSize = .init(height: consoleSize.rows, width: consoleSize.columns)
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            try FileSystem.writeFileAtomically("\(bundle)/config.json", Array(try encoder.encode(spec)))
+            let pids: (pid: Int32, monitorPid: Int32)
+            do {
+                pids = try conmon.create(
+                    id: id, name: record.name, files: files, terminal: record.settings.tty,
+                    stdin: record.settings.openStdin)
+            } catch let failure as RuntimeFailure {
+                throw ContainerStartError(
+                    message: "cannot start container \(record.name): \(failure.message)", exitStatus: failure.exitStatus
+                )
+            }
+            if attach { connection = try AttachConnection(socketDirectory: paths.sockets, handle: Conmon.handle(id)) }
+            record.state.pid = pids.pid
+            record.state.monitorPid = pids.monitorPid
+            try runtime.start(id)
+        } catch {
+            connection?.close()
+            try? runtime.delete(id, force: true)
+            try? Mount.unmountAll(at: paths.rootfs(id))
+            unlink("\(paths.sockets)/\(Conmon.handle(id))")
+            let failure =
+                error as? ContainerStartError
+                ?? ContainerStartError(message: "cannot start container \(record.name): \(error)", exitStatus: 125)
+            record.state.status = .exited
+            record.state.exitCode = failure.exitStatus
+            record.state.error = failure.message
+            record.state.pid = 0
+            record.state.monitorPid = 0
+            record.state.finishedAt = Date()
+            try? save(record)
+            // The monitor may already have recorded an exit for the half-made container.
+            unlink("\(paths.exits)/\(id)")
+            throw failure
+        }
+        record.state.status = .running
+        record.state.startedAt = Date()
+        record.state.error = ""
+        record.state.exitCode = 0
+        record.state.health = healthConfig(for: record) == nil ? nil : HealthState()
+        try save(record)
+        startHealthChecks(record)
+        return connection
+    }
+
+    /// The image config this container was made from.
+    func imageConfig(_ record: ContainerRecord) throws -> ImageConfig.Config {
+        let image = try images.resolve(record.imageID)
+        return try images.manifestAndConfig(of: image).1.config ?? ImageConfig.Config()
+    }
+
+    /// Merges the settings with the image's config as Docker does and builds the runtime spec.
+    func makeSpec(for record: ContainerRecord, rootfs: String) throws -> RuntimeSpec {
+        let settings = record.settings
+        let image = try imageConfig(record)
+        let entrypoint = settings.entrypoint ?? image.entrypoint ?? []
+        // Overriding the entrypoint drops the image's Cmd, as in Docker.
+        let cmd = !settings.cmd.isEmpty ? settings.cmd : (settings.entrypoint != nil ? [] : image.cmd ?? [])
+        let args = entrypoint + cmd
+        guard !args.isEmpty else {
+            throw ContainerStartError(
+                message:
+                    "cannot start container \(record.name): no command specified (the image has no Cmd or Entrypoint)",
+                exitStatus: 125)
+        }
+        let hostname = settings.hostname.isEmpty ? String(record.id.prefix(12)) : settings.hostname
+        var env = Self.mergeEnvironment(image: image.env ?? [], overrides: settings.env)
+        if !env.contains(where: { $0.hasPrefix("PATH=") }) { env.insert(Self.defaultPath, at: 0) }
+        if !env.contains(where: { $0.hasPrefix("HOSTNAME=") }) { env.insert("HOSTNAME=\(hostname)", at: 1) }
+        let userSpec = settings.user.isEmpty ? image.user ?? "" : settings.user
+        let user: ResolvedUser
+        do {
+            user = try UserLookup.resolve(userSpec, rootfs: rootfs)
+        } catch {
+            throw ContainerStartError(message: "cannot start container \(record.name): \(error)", exitStatus: 125)
+        }
+        var cwd = settings.workdir.isEmpty ? image.workingDir ?? "" : settings.workdir
+        if cwd.isEmpty { cwd = "/" }
+        guard cwd.hasPrefix("/") else {
+            throw ContainerStartError(
+                message: "cannot start container \(record.name): the working directory \"\(cwd)\" is not absolute",
+                exitStatus: 125)
+        }
+
+        let bundle = paths.bundle(record.id)
+        try FileSystem.writeFileAtomically("\(bundle)/hostname", Array("\(hostname)\n".utf8))
+        try FileSystem.writeFileAtomically(
+            "\(bundle)/hosts",
+            Array("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n".utf8))
+
+        var input = SpecInput(rootfs: rootfs, args: args, env: env, cwd: cwd, user: user, hostname: hostname)
+        input.terminal = settings.tty
+        input.readOnly = settings.readOnly
+        input.privileged = settings.privileged
+        input.capAdd = settings.capAdd
+        input.capDrop = settings.capDrop
+        input.noNewPrivileges = settings.securityOpt.contains {
+            $0 == "no-new-privileges" || $0.hasSuffix("no-new-privileges=true")
+                || $0.hasSuffix("no-new-privileges:true")
+        }
+        input.seccomp = !settings.securityOpt.contains { $0 == "seccomp=unconfined" || $0 == "seccomp:unconfined" }
+        input.memoryBytes = settings.memoryBytes
+        input.nanoCPUs = settings.nanoCPUs
+        input.pidsLimit = settings.pidsLimit
+        input.shmSizeBytes = settings.shmSizeBytes
+        input.ulimits = try settings.ulimits.map(Ulimit.init(parsing:))
+        input.cgroupsPath = "/atoll/\(record.id)"
+        if settings.initProcess {
+            guard let initBinary = Subprocess.which("catatonit") else {
+                throw ContainerStartError(
+                    message: "cannot start container \(record.name): --init needs catatonit, which is not installed",
+                    exitStatus: 125)
+            }
+            input.initBinary = initBinary
+        }
+        input.etcFiles = [("/etc/hostname", "\(bundle)/hostname"), ("/etc/hosts", "\(bundle)/hosts")]
+        input.annotations = ["org.atoll.container.name": record.name]
+        return try SpecBuilder.build(input)
+    }
+
+    /// The image's environment with `overrides` (KEY=VALUE, or KEY alone to drop it) applied.
+    static func mergeEnvironment(image: [String], overrides: [String]) -> [String] {
+        var result = image
+        for entry in overrides {
+            let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
+            result.removeAll { $0 == key || $0.hasPrefix(key + "=") }
+            if entry.contains("=") { result.append(entry) }
+        }
+        return result
+    }
+
+    // MARK: - Exits
+
+    /// Called when a monitor recorded an exit: releases what the run held, records the exit,
+    /// wakes waiters, then removes the container (`--rm`) or applies its restart policy.
+    func handleExit(_ id: String, code: Int32, at when: Date) {
+        var autoRemove = false
+        var restart = false
+        var restartCount = 0
+        locks.withLock(id) {
+            guard var record = try? fetch(id), record.state.status.isActive else { return }
+            background.cancelHealth(id)
+            do {
+                try releaseResources(record, force: true)
+            } catch {
+                logger.error("cleanup after container \(id) exited failed: \(error)")
+                record.state.error = "cleanup failed: \(error)"
+            }
+            record.state.status = .exited
+            record.state.exitCode = code
+            record.state.finishedAt = when
+            record.state.pid = 0
+            record.state.monitorPid = 0
+            if record.state.health != nil { record.state.health?.status = .unhealthy }
+            try? save(record)
+            autoRemove = record.settings.autoRemove
+            restart = shouldRestart(record)
+            restartCount = record.state.restartCount
+        }
+        if autoRemove {
+            removedExits.withLock { exits in
+                exits.append((id, code))
+                if exits.count > 256 { exits.removeFirst(exits.count - 256) }
+            }
+            do { try removeStopped(id) } catch { logger.error("removing container \(id) (--rm) failed: \(error)") }
+            return
+        }
+        waiters.notify(id)
+        if restart { scheduleRestart(id, attempt: restartCount) }
+    }
+
+    // MARK: - Stop, kill, pause
+
+    /// Sends the stop signal, waits `timeout` seconds (negative: the container's default, 10),
+    /// then SIGKILL. Stopping a stopped container is not an error.
+    public func stop(_ reference: String, timeout: Int32) async throws {
+        let record = try lookup(reference)
+        cancelRestart(record.id)
+        if record.state.status == .restarting {
+            try await BlockingWork.run {
+                try self.locks.withLock(record.id) {
+                    guard var current = try self.fetch(record.id), current.state.status == .restarting else { return }
+                    current.state.status = .exited
+                    current.state.stoppedByUser = true
+                    try self.save(current)
+                }
+            }
+            waiters.notify(record.id)
+            return
+        }
+        guard record.state.status.isActive else { return }
+        let seconds = timeout >= 0 ? timeout : (record.settings.stopTimeout >= 0 ? record.settings.stopTimeout : 10)
+        let signal = try await BlockingWork.run { try self.stopSignal(record) }
+        if record.state.status == .paused {
+            // A frozen process cannot handle its signal: kill it outright, as Docker does.
+            try await kill(record.id, signal: SIGKILL, byUser: true)
+        } else {
+            try await kill(record.id, signal: signal, byUser: true)
+        }
+        if await waitUntilStopped(record.id, timeout: .seconds(Int(seconds))) { return }
+        try await kill(record.id, signal: SIGKILL, byUser: true)
+        if !(await waitUntilStopped(record.id, timeout: .seconds(30))) {
+            throw AtollError.internalError("container \"\(record.name)\" did not stop after SIGKILL")
+        }
+    }
+
+    func stopSignal(_ record: ContainerRecord) throws -> Int32 {
+        if !record.settings.stopSignal.isEmpty { return try Signals.number(record.settings.stopSignal) }
+        if let signal = try? imageConfig(record).stopSignal, !signal.isEmpty { return try Signals.number(signal) }
+        return SIGTERM
+    }
+
+    /// Sends a signal to the container's init process.
+    public func kill(_ reference: String, signal: Int32, byUser: Bool = true) async throws {
+        let record = try lookup(reference)
+        try await BlockingWork.run {
+            try self.locks.withLock(record.id) {
+                guard var current = try self.fetch(record.id), current.state.status.isActive else {
+                    throw AtollError.failedPrecondition("container \"\(record.name)\" is not running")
+                }
+                if byUser && (signal == SIGKILL || signal == SIGTERM || signal == (try? self.stopSignal(current))) {
+                    current.state.stoppedByUser = true
+                    try self.save(current)
+                }
+                let runtime = try self.runtime(named: current.state.runtime)
+                if current.state.status == .paused && signal == SIGKILL {
+                    try runtime.kill(current.id, signal: signal, all: true)
+                    try? runtime.resume(current.id)
+                } else {
+                    try runtime.kill(current.id, signal: signal)
+                }
+            }
+        }
+    }
+
+    /// Stops (if running) and starts again.
+    public func restart(_ reference: String, timeout: Int32) async throws {
+        let record = try lookup(reference)
+        try await stop(record.id, timeout: timeout)
+        try await BlockingWork.run {
+            try self.start(record.id)
+            try self.locks.withLock(record.id) {
+                guard var current = try self.fetch(record.id) else { return }
+                current.state.stoppedByUser = false
+                try self.save(current)
+            }
+        }
+    }
+
+    /// Freezes (or thaws) every process of the container.
+    public func setPaused(_ reference: String, _ paused: Bool) throws {
+        let record = try lookup(reference)
+        try locks.withLock(record.id) {
+            guard var current = try fetch(record.id) else {
+                throw AtollError.notFound("no such container: \(reference)")
+            }
+            let runtime = try self.runtime(named: current.state.runtime)
+            if paused {
+                guard current.state.status == .running else {
+                    throw AtollError.failedPrecondition(
+                        "container \"\(current.name)\" is \(current.state.status.rawValue), not running")
+                }
+                try runtime.pause(current.id)
+                current.state.status = .paused
+            } else {
+                guard current.state.status == .paused else {
+                    throw AtollError.failedPrecondition("container \"\(current.name)\" is not paused")
+                }
+                try runtime.resume(current.id)
+                current.state.status = .running
+            }
+            try save(current)
+        }
+    }
+
+    /// Connects to a running container's monitor (`atoll attach`).
+    public func attach(_ reference: String) throws -> (AttachConnection, ContainerRecord) {
+        let record = try lookup(reference)
+        guard record.state.status.isActive else {
+            throw AtollError.failedPrecondition(
+                "you cannot attach to a stopped container, start it first (container \"\(record.name)\")")
+        }
+        return (try AttachConnection(socketDirectory: paths.sockets, handle: Conmon.handle(record.id)), record)
+    }
+
+    /// Resizes a container's terminal.
+    public func resize(_ id: String, rows: UInt32, columns: UInt32) {
+        AttachConnection.resize(bundle: paths.bundle(id), rows: rows, columns: columns)
+    }
+}
