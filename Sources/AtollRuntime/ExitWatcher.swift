@@ -35,10 +35,16 @@ public final class ExitWatcher: Sendable {
         thread.start()
     }
 
+    static func isContainerID(_ name: String) -> Bool {
+        name.utf8.count == 64 && name.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+    }
+
     /// Reports every exit file present, then removes it.
     public func scan() {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for name in names where !name.hasPrefix(".") {
+        // conmon writes "ID.XXXXXX" then renames it to "ID" (g_file_set_contents): only the final
+        // names count, and a temporary file must never be touched or the rename fails.
+        for name in names where Self.isContainerID(name) {
             let path = "\(directory)/\(name)"
             guard let bytes = try? FileSystem.readFile(path, limit: 64) else { continue }
             let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,4 +1,5 @@
 import AtollCore
+import Foundation
 import Glibc
 
 /// Everything a container's config.json is made from, already resolved: the command merged with
@@ -112,9 +113,19 @@ public enum SpecBuilder {
     /// Where `--init`'s binary appears inside the container.
     public static let initPath = "/sbin/atoll-init"
 
-    public static func build(_ input: SpecInput, hostLimit: (Int32) -> UInt64 = hostHardLimit) throws -> RuntimeSpec {
-        let capabilities = try SecurityDefaults.capabilities(
+    public static func build(
+        _ input: SpecInput, hostLimit: (Int32) -> UInt64 = hostHardLimit,
+        hostCapabilities: Set<String> = HostCapabilities.bounding
+    ) throws -> RuntimeSpec {
+        var capabilities = try SecurityDefaults.capabilities(
             adding: input.capAdd, dropping: input.capDrop, privileged: input.privileged)
+        if input.privileged {
+            // Privileged means every capability atolld itself may hand on, as in Docker.
+            capabilities = capabilities.filter(hostCapabilities.contains)
+        } else if let missing = capabilities.first(where: { !hostCapabilities.contains($0) }) {
+            throw AtollError.invalidArgument(
+                "capability \(missing) is not in atolld's bounding set on this host, so no container can have it")
+        }
         var args = input.args
         var mounts = defaultMounts(shmSize: input.shmSizeBytes > 0 ? input.shmSizeBytes : defaultShmSize)
         if input.privileged {
@@ -237,4 +248,18 @@ public enum SpecBuilder {
         .init(allow: true, type: "c", major: 5, minor: 2, access: "rwm"),
         .init(allow: true, type: "c", major: 136, minor: nil, access: "rwm"),
     ]
+}
+
+/// The capabilities atolld's own bounding set holds: nothing outside it can be given to a
+/// container (some hosts, themselves containers, withhold a few, such as CAP_SYS_RESOURCE).
+public enum HostCapabilities {
+    public static let bounding: Set<String> = {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapBnd:") }),
+            let mask = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16)
+        else { return Set(SecurityDefaults.allCapabilities) }
+        return Set(
+            SecurityDefaults.allCapabilities.enumerated().filter { mask & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+        )
+    }()
 }

@@ -15,7 +15,8 @@ struct ContainerModelTests {
     }
 
     @Test func environmentOverridesReplaceAndDropImageEntries() {
-        let merged = ContainerService.mergeEnvironment(image: ["PATH=/bin", "A=1", "B=2"], overrides: ["A=3", "B", "C=4"])
+        let merged = ContainerService.mergeEnvironment(
+            image: ["PATH=/bin", "A=1", "B=2"], overrides: ["A=3", "B", "C=4"])
         #expect(merged == ["PATH=/bin", "A=3", "C=4"])
     }
 

@@ -69,7 +69,27 @@ final class DaemonFixture: @unchecked Sendable {
 
     func daemonLog() -> String { (try? String(contentsOfFile: "\(directory)/atolld.log", encoding: .utf8)) ?? "" }
 
+    /// Kills atolld without letting it clean up (as a crash or `kill -9` would).
+    func crash() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// Pids of the conmon monitors serving containers of this daemon.
+    func monitorPids() -> [Int32] {
+        let result = Self.shell("pgrep -f '[c]onmon .*\(directory)' || true")
+        return result.stdout.split(separator: "\n").compactMap { Int32($0) }
+    }
+
     func shutdown() {
+        // Containers outlive the daemon by design: remove them first, then kill any monitor left.
+        if process?.isRunning == true {
+            let ids = atoll(["ps", "-aq", "--no-trunc"]).stdout.split(separator: "\n").map(String.init)
+            if !ids.isEmpty { _ = atoll(["rm", "-f"] + ids) }
+        }
+        for pid in monitorPids() { kill(pid, SIGKILL) }
         stop()
         // Anything still mounted below the scratch directory (a failed test) goes first.
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
@@ -114,6 +134,27 @@ final class DaemonFixture: @unchecked Sendable {
         return Result(
             status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
             stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs a shell command line with ATOLL_HOST pointing at this daemon.
+    func shellWithHost(_ command: String) -> Result {
+        Self.run("/bin/bash", ["-c", command], environment: ["ATOLL_HOST": "unix://\(socket)"])
+    }
+
+    /// Loads the busybox image.
+    func loadBusybox() throws {
+        let load = atoll(["load", "-i", BusyboxArchive.path])
+        guard load.status == 0 else { throw FixtureError("load failed: \(load.stderr)") }
+    }
+
+    /// Waits up to `seconds` for `condition`.
+    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
     }
 
     /// Runs a shell command line, for test set-up.

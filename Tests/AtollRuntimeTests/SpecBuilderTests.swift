@@ -49,8 +49,19 @@ struct SpecBuilderTests {
     @Test func privilegedGetsEveryCapabilityNoSeccompAndWritableSys() throws {
         var request = input()
         request.privileged = true
-        let spec = try SpecBuilder.build(request) { _ in 20000 }
+        let all = Set(SecurityDefaults.allCapabilities)
+        let spec = try SpecBuilder.build(request, hostLimit: { _ in 20000 }, hostCapabilities: all)
         #expect(spec.process.capabilities?.bounding == SecurityDefaults.allCapabilities)
+        // Only what the daemon's own bounding set holds can be handed on.
+        let fewer = try SpecBuilder.build(
+            request, hostLimit: { _ in 20000 }, hostCapabilities: all.subtracting(["CAP_SYS_RESOURCE"]))
+        #expect(fewer.process.capabilities?.bounding.contains("CAP_SYS_RESOURCE") == false)
+        var asking = input()
+        asking.capAdd = ["SYS_RESOURCE"]
+        #expect(throws: (any Error).self) {
+            try SpecBuilder.build(
+                asking, hostLimit: { _ in 20000 }, hostCapabilities: all.subtracting(["CAP_SYS_RESOURCE"]))
+        }
         #expect(spec.linux.seccomp == nil)
         #expect(spec.linux.maskedPaths == nil)
         #expect(spec.mounts.first { $0.destination == "/sys" }?.options?.contains("ro") == false)

@@ -100,7 +100,7 @@ extension ContainerService {
             process.cwd = options.workdir
         }
         if options.privileged {
-            let all = SecurityDefaults.allCapabilities
+            let all = SecurityDefaults.allCapabilities.filter(HostCapabilities.bounding.contains)
             process.capabilities?.bounding = all
             process.capabilities?.effective = all
             process.capabilities?.permitted = all

@@ -1,0 +1,303 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Containers through the real CLI, daemon, conmon and runc on the real kernel.
+@Suite(.serialized) struct ContainerLifecycleTests {
+    @Test func runReportsOutputAndDockersExitStatuses() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+
+        let hello = daemon.atoll(["run", "--rm", "busybox", "echo", "hello", "world"])
+        #expect(hello.status == 0, "\(hello.stderr)")
+        #expect(hello.stdout == "hello world\n")
+
+        let streams = daemon.atoll(["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"])
+        #expect(streams.status == 3)
+        #expect(streams.stdout == "out\n")
+        #expect(streams.stderr == "err\n")
+
+        let missing = daemon.atoll(["run", "--rm", "busybox", "no-such-command"])
+        #expect(missing.status == 127)
+        #expect(missing.stderr.contains("executable file not found"), "\(missing.stderr)")
+
+        let notExecutable = daemon.atoll(["run", "--rm", "busybox", "/etc/passwd"])
+        #expect(notExecutable.status == 126, "\(notExecutable.stderr)")
+
+        let noImage = daemon.atoll(["run", "--rm", "no-such-image"])
+        #expect(noImage.status == 125)
+        #expect(noImage.stderr == "atoll: no such image: no-such-image\n")
+
+        let badMemory = daemon.atoll(["run", "--rm", "-m", "12x", "busybox", "true"])
+        #expect(badMemory.status == 125)
+        #expect(badMemory.stderr.contains("invalid argument \"12x\" for \"-m, --memory\" flag"))
+
+        let badUser = daemon.atoll(["run", "--rm", "-u", "nobody-here", "busybox", "true"])
+        #expect(badUser.status == 125)
+        #expect(badUser.stderr.contains("unable to find user nobody-here"), "\(badUser.stderr)")
+
+        #expect(daemon.atoll(["create", "--name", "taken", "busybox", "true"]).status == 0)
+        let taken = daemon.atoll(["run", "--name", "taken", "busybox", "true"])
+        #expect(taken.status == 125)
+        #expect(taken.stderr.contains("the container name \"/taken\" is already in use"))
+
+        // --rm containers are gone, even those that never started; only "taken" is left.
+        let all = daemon.atoll(["ps", "-a", "--format", "{{.Names}}"])
+        #expect(all.stdout == "taken\n")
+    }
+
+    @Test func aDetachedContainerCanBeInspectedExecedPausedStoppedAndRemoved() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        let run = daemon.atoll([
+            "run", "-d", "--name", "ticker", "-e", "GREETING=hi", "--label", "team=infra", "busybox", "sh", "-c",
+            "trap 'echo bye; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 64)
+
+        #expect(daemon.atoll(["ps", "--format", "{{.Names}} {{.State}}"]).stdout == "ticker running\n")
+        #expect(daemon.atoll(["ps", "-q", "--filter", "label=team=infra"]).stdout == "\(id.prefix(12))\n")
+        #expect(daemon.atoll(["ps", "-q", "--filter", "label=team=other"]).stdout == "")
+        #expect(DaemonFixture.eventually { daemon.atoll(["logs", "ticker"]).stdout.contains("tick 2\n") })
+        let tail = daemon.atoll(["logs", "--tail", "1", "-t", "ticker"]).stdout
+        #expect(tail.split(separator: "\n").count == 1)
+        #expect(tail.contains("Z tick "), "timestamps come first: \(tail)")
+
+        let exec = daemon.atoll([
+            "exec", "-e", "EXTRA=1", "-w", "/tmp", "ticker", "sh", "-c", "echo $GREETING$EXTRA; pwd; exit 4",
+        ])
+        #expect(exec.status == 4)
+        #expect(exec.stdout == "hi1\n/tmp\n")
+        #expect(daemon.atoll(["exec", "-u", "nobody", "ticker", "id", "-u"]).stdout == "65534\n")
+        #expect(daemon.atoll(["exec", "ticker", "no-such-command"]).status == 127)
+        let piped = DaemonFixture.shell(
+            "echo via-stdin | ATOLL_HOST=unix://\(daemon.socket) \(DaemonFixture.binDirectory)/atoll exec -i ticker cat"
+        )
+        #expect(piped.stdout == "via-stdin\n")
+
+        let top = daemon.atoll(["top", "ticker"])
+        #expect(top.status == 0)
+        #expect(top.stdout.contains("PID") && top.stdout.contains("while true"))
+        let stats = daemon.atoll(["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}"])
+        #expect(stats.stdout.hasPrefix("ticker "), "\(stats.stdout)")
+
+        #expect(daemon.atoll(["pause", "ticker"]).status == 0)
+        #expect(
+            daemon.atoll(["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "ticker"]).stdout == "paused true\n")
+        #expect(daemon.atoll(["exec", "ticker", "true"]).status != 0)
+        #expect(daemon.atoll(["unpause", "ticker"]).status == 0)
+
+        let removeRunning = daemon.atoll(["rm", "ticker"])
+        #expect(removeRunning.status == 1)
+        #expect(removeRunning.stderr.contains("stop it first or use rm -f"))
+
+        // The trap answers SIGTERM: a clean exit, well before the timeout.
+        #expect(daemon.atoll(["stop", "-t", "5", "ticker"]).stdout == "ticker\n")
+        #expect(
+            daemon.atoll(["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "ticker"]).stdout == "exited 0\n")
+        #expect(daemon.atoll(["logs", "--tail", "1", "ticker"]).stdout == "bye\n")
+
+        #expect(daemon.atoll(["start", "ticker"]).status == 0)
+        #expect(daemon.atoll(["rename", "ticker", "renamed"]).status == 0)
+        #expect(daemon.atoll(["kill", "-s", "KILL", "renamed"]).status == 0)
+        #expect(daemon.atoll(["wait", "renamed"]).stdout == "137\n")
+        #expect(daemon.atoll(["restart", "-t", "1", "renamed"]).status == 0)
+        #expect(daemon.atoll(["inspect", "-f", "{{.State.Running}}", "renamed"]).stdout == "true\n")
+        #expect(daemon.atoll(["rm", "-f", "renamed"]).status == 0)
+        #expect(daemon.atoll(["ps", "-aq"]).stdout == "")
+
+        #expect(daemon.atoll(["create", "--name", "idle", "busybox", "true"]).status == 0)
+        #expect(daemon.atoll(["run", "--name", "done", "busybox", "true"]).status == 0)
+        let prune = daemon.atoll(["container", "prune", "-f"])
+        #expect(prune.stdout.contains("Deleted Containers:"))
+        #expect(daemon.atoll(["ps", "-aq"]).stdout == "")
+    }
+
+    @Test func stdinAndARealTerminalReachTheContainer() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        let atoll = "\(DaemonFixture.binDirectory)/atoll"
+        let piped = daemon.shellWithHost("echo piped | \(atoll) run --rm -i busybox sh -c 'read x; echo got $x'")
+        #expect(piped.stdout == "got piped\n", "\(piped.stderr)")
+        // script(1) gives the CLI a pseudo-terminal of a known size.
+        let tty = daemon.shellWithHost(
+            "script -qec \"stty cols 91 rows 33; \(atoll) run --rm -it busybox sh -c 'tty; stty size; exit 5'\" /dev/null"
+        )
+        #expect(tty.stdout.contains("/dev/pts/0"), "\(tty.stdout) \(tty.stderr)")
+        #expect(tty.stdout.contains("33 91"))
+        #expect(tty.status == 5)
+    }
+
+    @Test func securitySettingsAndLimitsReachTheKernel() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        func run(_ arguments: [String]) -> DaemonFixture.Result { daemon.atoll(["run", "--rm"] + arguments) }
+
+        // Docker's 14 default capabilities: 0x00000000a80425fb.
+        #expect(run(["busybox", "grep", "CapEff", "/proc/self/status"]).stdout.contains("00000000a80425fb"))
+        #expect(
+            run(["--cap-drop", "ALL", "busybox", "grep", "CapEff", "/proc/self/status"]).stdout.contains(
+                "0000000000000000"))
+        #expect(
+            run(["--cap-add", "NET_ADMIN", "busybox", "grep", "CapEff", "/proc/self/status"]).stdout.contains(
+                "00000000a80435fb"))
+        #expect(
+            run(["--security-opt", "no-new-privileges", "busybox", "grep", "NoNewPrivs", "/proc/self/status"]).stdout
+                .contains("1"))
+        #expect(run(["busybox", "grep", "Seccomp:", "/proc/self/status"]).stdout.contains("2"))
+        #expect(run(["--privileged", "busybox", "grep", "Seccomp:", "/proc/self/status"]).stdout.contains("0"))
+        #expect(run(["--read-only", "busybox", "touch", "/file"]).status != 0)
+        #expect(run(["busybox", "touch", "/file"]).status == 0)
+        #expect(
+            run(["busybox", "sh", "-c", "wc -c < /proc/timer_list"]).stdout.trimmingCharacters(
+                in: .whitespacesAndNewlines) == "0")
+        #expect(run(["busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/domainname"]).status != 0)
+        #expect(
+            run(["-m", "64m", "busybox", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]).stdout == "67108864\n")
+        #expect(run(["--pids-limit", "7", "busybox", "cat", "/sys/fs/cgroup/pids/pids.max"]).stdout == "7\n")
+        #expect(run(["--ulimit", "nofile=123:456", "busybox", "sh", "-c", "ulimit -n"]).stdout == "123\n")
+        #expect(run(["--shm-size", "8m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1"]).stdout.contains("8192"))
+        #expect(run(["--init", "busybox", "cat", "/proc/1/cmdline"]).stdout.hasPrefix("/sbin/atoll-init"))
+        #expect(run(["-h", "box", "busybox", "hostname"]).stdout == "box\n")
+        #expect(run(["-u", "1234:5678", "busybox", "id"]).stdout.hasPrefix("uid=1234 gid=5678"))
+        #expect(run(["-w", "/var", "busybox", "pwd"]).stdout == "/var\n")
+        #expect(run(["--network", "none", "busybox", "sh", "-c", "ls /sys/class/net"]).stdout == "lo\n")
+        let tooMany = run(["--ulimit", "nofile=99999999", "busybox", "true"])
+        #expect(tooMany.status == 125)
+        #expect(tooMany.stderr.contains("exceeds this host's"))
+    }
+
+    @Test func restartPoliciesAndHealthChecksDriveTheContainer() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        #expect(
+            daemon.atoll(["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3"])
+                .status == 0)
+        #expect(
+            DaemonFixture.eventually(15) {
+                daemon.atoll(["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "flaky"]).stdout == "2 exited\n"
+            })
+        #expect(daemon.atoll(["inspect", "-f", "{{.State.ExitCode}}", "flaky"]).stdout == "3\n")
+
+        #expect(
+            daemon.atoll([
+                "run", "-d", "--name", "checked", "--health-cmd", "test -f /tmp/ok", "--health-interval", "200ms",
+                "--health-retries", "2", "busybox", "sleep", "1000",
+            ]).status == 0)
+        #expect(
+            DaemonFixture.eventually(10) {
+                daemon.atoll(["inspect", "-f", "{{.State.Health.Status}}", "checked"]).stdout == "unhealthy\n"
+            })
+        #expect(
+            daemon.atoll(["ps", "--format", "{{.Status}}", "--filter", "name=checked"]).stdout.contains("(unhealthy)"))
+        #expect(daemon.atoll(["exec", "checked", "touch", "/tmp/ok"]).status == 0)
+        #expect(
+            DaemonFixture.eventually(10) {
+                daemon.atoll(["inspect", "-f", "{{.State.Health.Status}}", "checked"]).stdout == "healthy\n"
+            })
+
+        // Beyond Docker (moby#49161): an unhealthy container with a restart policy is restarted.
+        #expect(
+            daemon.atoll([
+                "run", "-d", "--name", "sick", "--restart", "always", "--health-cmd", "false", "--health-interval",
+                "200ms", "--health-retries", "1", "busybox", "sleep", "1000",
+            ]).status == 0)
+        #expect(
+            DaemonFixture.eventually(15) {
+                (Int(
+                    daemon.atoll(["inspect", "-f", "{{.RestartCount}}", "sick"]).stdout.trimmingCharacters(
+                        in: .whitespacesAndNewlines)) ?? 0) >= 1
+            })
+        // A user's stop is final, even with --restart always.
+        #expect(daemon.atoll(["stop", "-t", "1", "sick"]).status == 0)
+        usleep(500_000)
+        #expect(daemon.atoll(["inspect", "-f", "{{.State.Status}}", "sick"]).stdout == "exited\n")
+    }
+
+    @Test func containersSurviveADaemonKilledWithSIGKILL() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        #expect(
+            daemon.atoll([
+                "run", "-d", "--name", "survivor", "busybox", "sh", "-c", "while true; do echo alive; sleep 0.2; done",
+            ]).status == 0)
+        #expect(
+            daemon.atoll(["run", "-d", "--name", "finisher", "busybox", "sh", "-c", "sleep 1; echo done; exit 7"])
+                .status == 0)
+        #expect(
+            daemon.atoll([
+                "run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 1",
+            ]).status == 0)
+        let pid = daemon.atoll(["inspect", "-f", "{{.State.Pid}}", "survivor"]).stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        daemon.crash()
+        sleep(2)
+        // The container ran on without the daemon, and "finisher" exited meanwhile.
+        #expect(kill(Int32(pid) ?? -1, 0) == 0)
+        try daemon.start()
+        #expect(
+            daemon.atoll(["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "survivor"]).stdout == "running \(pid)\n"
+        )
+        #expect(
+            daemon.atoll(["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "finisher"]).stdout == "exited 7\n")
+        #expect(daemon.atoll(["logs", "finisher"]).stdout == "done\n")
+        #expect(
+            DaemonFixture.eventually(10) {
+                (Int(
+                    daemon.atoll(["inspect", "-f", "{{.RestartCount}}", "always"]).stdout.trimmingCharacters(
+                        in: .whitespacesAndNewlines)) ?? 0) >= 2
+            }, "the restart policy carries on after the daemon restarts")
+        let before = daemon.atoll(["logs", "survivor"]).stdout.count
+        #expect(DaemonFixture.eventually { daemon.atoll(["logs", "survivor"]).stdout.count > before })
+        #expect(daemon.atoll(["stop", "-t", "1", "survivor"]).status == 0)
+        #expect(daemon.atoll(["inspect", "-f", "{{.State.Status}}", "survivor"]).stdout == "exited\n")
+
+        // Monitors gone too (as after a reboot): the state is reconciled, not left "running".
+        #expect(daemon.atoll(["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]).status == 0)
+        daemon.crash()
+        for monitor in daemon.monitorPids() { kill(monitor, SIGKILL) }
+        DaemonFixture.shell("pkill -KILL -f 'sleep 1000' || true")
+        sleep(1)
+        try daemon.start()
+        let orphan = daemon.atoll(["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "orphan"]).stdout
+        #expect(orphan == "exited 137\n" || orphan == "exited 255\n", "\(orphan)")
+        #expect(daemon.atoll(["rm", "orphan"]).status == 0)
+    }
+
+    @Test func runsLeaveNoMountCgroupFileOrProcessBehind() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        var ids: [String] = []
+        for index in 0..<10 {
+            let run = daemon.atoll(["run", "-d", "busybox", "sh", "-c", "echo \(index)"])
+            ids.append(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(daemon.atoll(["run", "--rm", "busybox", "true"]).status == 0)
+        }
+        for id in ids { _ = daemon.atoll(["wait", id]) }
+        #expect(daemon.atoll(["rm"] + ids).status == 0)
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        #expect(!mounts.contains(daemon.directory), "no mount below the daemon's directories")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.root)/containers")) ?? ["?"]).isEmpty)
+        #expect(
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.runDirectory)/runtime")) ?? ["?"]).isEmpty)
+        #expect(
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.runDirectory)/exits")) ?? ["?"]).isEmpty)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.runDirectory)/s")) ?? ["?"]).isEmpty)
+        for id in ids {
+            for controller in ["memory", "pids", "cpu", "devices", "freezer"] {
+                #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\(controller)/atoll/\(id)"))
+            }
+        }
+        #expect(daemon.monitorPids().isEmpty)
+        #expect(daemon.snapshotDirectories().count == 1, "only the image's layer snapshot is left")
+    }
+}
