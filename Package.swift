@@ -93,7 +93,7 @@ let package = Package(
         .target(
             name: "AtollCLI",
             dependencies: [
-                "AtollClient", "AtollAPI", "AtollCore", "AtollRuntime",
+                "AtollClient", "AtollAPI", "AtollCore", "AtollRuntime", "AtollStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -20,7 +20,7 @@ public struct Atoll: AsyncParsableCommand {
             RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
             KillCommand.self, PauseCommand.self, UnpauseCommand.self, RmCommand.self, PsCommand.self,
             InspectCommand.self, LogsCommand.self, WaitCommand.self, ExecCommand.self, AttachCommand.self,
-            TopCommand.self, StatsCommand.self, RenameCommand.self, ContainerCommand.self,
+            TopCommand.self, StatsCommand.self, RenameCommand.self, CpCommand.self, ContainerCommand.self,
         ])
 
     public init() {}

@@ -181,7 +181,7 @@ struct ContainerCommand: AsyncParsableCommand {
             ContainerListCommand.self, CreateCommand.self, RunCommand.self, StartCommand.self, StopCommand.self,
             RestartCommand.self, KillCommand.self, PauseCommand.self, UnpauseCommand.self, RmCommand.self,
             RenameCommand.self, InspectCommand.self, LogsCommand.self, WaitCommand.self, ExecCommand.self,
-            AttachCommand.self, TopCommand.self, StatsCommand.self, ContainerPruneCommand.self,
+            AttachCommand.self, TopCommand.self, StatsCommand.self, CpCommand.self, ContainerPruneCommand.self,
         ])
 }
 

@@ -410,14 +410,38 @@ struct ContainersService: Atoll_Engine_V1_Containers.SimpleServiceProtocol {
     func copyTo(request: RPCAsyncSequence<Atoll_Engine_V1_CopyToRequest, any Error>, context: ServerContext)
         async throws -> Atoll_Engine_V1_CopyToResponse
     {
-        throw RPCError(code: .unimplemented, message: "cp into a container is not available yet")
+        var iterator = request.makeAsyncIterator()
+        guard let first = try await iterator.next(), case .header(let header)? = first.part else {
+            throw RPCError(code: .invalidArgument, message: "cp: the first message must carry the header")
+        }
+        let containers = self.containers
+        try await StreamBridge.feed(consume: { fd, _ in
+            try containers.copyIn(header.container, path: header.path, from: fd)
+        }) { write in
+            while let message = try await iterator.next() {
+                guard case .chunk(let data)? = message.part else {
+                    throw RPCError(code: .invalidArgument, message: "cp: only the first message may carry a header")
+                }
+                try await write(data)
+            }
+        }
+        return Atoll_Engine_V1_CopyToResponse()
     }
 
     func copyFrom(
         request: Atoll_Engine_V1_CopyFromRequest, response: RPCWriter<Atoll_Engine_V1_DataChunk>,
         context: ServerContext
     ) async throws {
-        throw RPCError(code: .unimplemented, message: "cp out of a container is not available yet")
+        let containers = self.containers
+        // Fail before the first byte when the container or path does not exist.
+        _ = try await lookup(request.container)
+        try await StreamBridge.drain(produce: { fd in
+            try containers.copyOut(request.container, path: request.path, to: fd)
+        }) { data in
+            var chunk = Atoll_Engine_V1_DataChunk()
+            chunk.data = data
+            try await response.write(chunk)
+        }
     }
 
     private func lookup(_ reference: String) async throws -> ContainerRecord {

@@ -45,6 +45,8 @@ public enum WhiteoutStyle: Sendable, Equatable, Hashable {
     /// opaque marker sets `trusted.overlay.opaque=y`. `lowerDirectories` (nearest first) are
     /// consulted for parents and hardlink targets that exist only below.
     case overlay(lowerDirectories: [String] = [])
+    /// A plain tree (`atoll cp`): ".wh." names are ordinary files and nothing is deleted.
+    case plain
 }
 
 /// Applies layer tar streams to snapshots and produces them from snapshots.
@@ -103,5 +105,15 @@ public enum Layer {
         let applier = try LayerApplier(root: root, style: whiteouts, limits: limits)
         try applier.run(stream)
         return stream.result()
+    }
+
+    /// Writes the entry `name` of `directory` (with everything below it, when it is a directory)
+    /// as an uncompressed tar whose names start with `name`; nil archives the directory's
+    /// contents. The walk goes by descriptors and never follows a symlink, so a tree that changes
+    /// meanwhile (a running container's) cannot lead it outside `directory`.
+    public static func archive(entry name: String?, inDirectory directory: String, to output: FileDescriptor) throws {
+        let differ = try LayerDiffer(upper: directory, lower: nil)
+        try differ.collectEntry(name)
+        _ = try differ.write(to: output, compression: .none)
     }
 }

@@ -111,8 +111,10 @@ final class LayerApplier {
             return
         }
         // AUFS metadata (.wh..wh.plnk and the like) is meaningless here: skip it, as Docker does.
-        if components.contains(where: { $0.hasPrefix(".wh..wh.") && $0 != ".wh..wh..opq" }) { return }
-        if base.hasPrefix(".wh.") {
+        if style != .plain && components.contains(where: { $0.hasPrefix(".wh..wh.") && $0 != ".wh..wh..opq" }) {
+            return
+        }
+        if style != .plain && base.hasPrefix(".wh.") {
             if base == ".wh..wh..opq" { return try opaque(components.dropLast(), label: label) }
             let target = base.dropFirst(4)
             guard !target.isEmpty else { throw AtollError.invalidArgument("\(label): whiteout names nothing") }

@@ -176,6 +176,20 @@ final class LayerDiffer {
         }
     }
 
+    /// One entry of the upper directory and what is below it (nil: all its entries).
+    func collectEntry(_ name: String?) throws {
+        guard let name else { return try walkOverlay(upper, path: "") }
+        let st: stat
+        do { st = try Syscall.stat(name, at: upper.rawValue, followSymlinks: false) } catch {
+            throw AtollError(
+                error.errno == ENOENT ? .notFound : .internalError, "cannot read \"\(name)\"", cause: error)
+        }
+        try appendNode(upper, Child(name: name, emitted: name, st: st), path: name)
+        if st.st_mode & S_IFMT == S_IFDIR {
+            try walkOverlay(try openDirectory(name, at: upper, path: name), path: name)
+        }
+    }
+
     func collectNative() throws {
         try walkNative(upper: upper, lower: lower, path: "")
     }

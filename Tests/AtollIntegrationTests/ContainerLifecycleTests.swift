@@ -300,4 +300,49 @@ import Testing
         #expect(daemon.monitorPids().isEmpty)
         #expect(daemon.snapshotDirectories().count == 1, "only the image's layer snapshot is left")
     }
+
+    @Test func cpCopiesBothWaysAndNeverLeavesTheContainersRoot() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        let canary = "\(daemon.directory)/canary"
+        try "untouched\n".write(toFile: canary, atomically: true, encoding: .utf8)
+        // Symlinks planted in the container point at the host's paths, as CVE-2018-15664's did.
+        let run = daemon.atoll([
+            "run", "-d", "--name", "box", "busybox", "sh", "-c",
+            "mkdir -p /data && echo inside > /data/f && ln -s / /data/escape && ln -s \(canary) /data/canary && sleep 1000",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(DaemonFixture.eventually { daemon.atoll(["exec", "box", "test", "-L", "/data/canary"]).status == 0 })
+
+        let out = "\(daemon.directory)/out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        #expect(daemon.atoll(["cp", "box:/data", out]).status == 0)
+        #expect((try? String(contentsOfFile: "\(out)/data/f", encoding: .utf8)) == "inside\n")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(out)/data/canary")) == canary)
+
+        // Copying out through the planted link reads the container's file system, not the host's.
+        let through = daemon.atoll(["cp", "box:/data/canary", "-"])
+        #expect(through.status == 0)
+        #expect(!through.stdout.contains("untouched"), "a symlink is archived as a link, never followed")
+        let viaRoot = daemon.atoll(["cp", "box:/data/escape\(canary)", "-"])
+        #expect(viaRoot.status != 0, "the host file does not exist inside the container")
+
+        // Copying in through the links lands inside the container.
+        let local = "\(daemon.directory)/canary-name"
+        try "from host\n".write(toFile: local, atomically: true, encoding: .utf8)
+        #expect(daemon.atoll(["cp", local, "box:/data/escape/tmp"]).status == 0)
+        #expect(daemon.atoll(["exec", "box", "cat", "/tmp/canary-name"]).stdout == "from host\n")
+        #expect(daemon.atoll(["cp", local, "box:/data/escape\(daemon.directory)"]).status != 0)
+        #expect((try? String(contentsOfFile: canary, encoding: .utf8)) == "untouched\n")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/canary-name"))
+
+        // A stopped container's files can be copied too (its root is mounted for the copy only).
+        #expect(daemon.atoll(["stop", "-t", "1", "box"]).status == 0)
+        #expect(daemon.atoll(["cp", "box:/tmp/canary-name", out]).status == 0)
+        #expect((try? String(contentsOfFile: "\(out)/canary-name", encoding: .utf8)) == "from host\n")
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        #expect(!mounts.contains("\(daemon.root)/containers"), "the temporary mount is gone")
+        #expect(daemon.atoll(["cp", "box:/nope", out]).stderr.contains("could not find \"/nope\" in container box"))
+    }
 }
