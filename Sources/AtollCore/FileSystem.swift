@@ -15,6 +15,13 @@ public enum FileSystem {
         return lstat(path, &st) == 0
     }
 
+    /// Writes a file that is regenerated whenever it is needed (a container's bundle): replaced
+    /// whole, without the cost of making it durable.
+    public static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        let fd = try Syscall.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        try fd.writeAll(bytes)
+    }
+
     /// Writes a file atomically: a temporary file beside it, fsync, rename, fsync of the directory.
     public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
         let directory = (path as NSString).deletingLastPathComponent

@@ -9,6 +9,13 @@ public enum Subprocess {
         /// The program outlived the timeout and was killed.
         public var timedOut = false
         public var succeeded: Bool { status == 0 }
+
+        public init(status: Int32, stdout: String, stderr: String, timedOut: Bool = false) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+            self.timedOut = timedOut
+        }
     }
 
     /// Runs `executable` with `arguments`; never throws for a non-zero exit (check `status`),

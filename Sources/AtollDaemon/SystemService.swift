@@ -54,7 +54,7 @@ struct SystemService: Atoll_Engine_V1_System.SimpleServiceProtocol {
         response.memoryBytes = engine.host.memoryBytes
         response.hostname = engine.host.hostname
         response.images = Int64(counts.images)
-        response.containers = 0
+        response.containers = Int64(counts.containers)
         response.contentBlobs = Int64(counts.blobs)
         response.snapshots = Int64(counts.snapshots)
         response.socket = socketPath

@@ -111,9 +111,11 @@ public final class Engine: Sendable {
     }
 
     /// Counts for `atoll info`.
-    public func counts() throws -> (images: Int, blobs: Int, snapshots: Int) {
-        let images = try database.read { db in try ImageRecord.fetchCount(db) }
-        return (images, try content.list().count, try snapshotter.list().count)
+    public func counts() throws -> (images: Int, containers: Int, blobs: Int, snapshots: Int) {
+        let (images, containers) = try database.read { db in
+            (try ImageRecord.fetchCount(db), try ContainerRecord.fetchCount(db))
+        }
+        return (images, containers, try content.list().count, try snapshotter.list().count)
     }
 
     /// Facts about the storage driver, for `atoll info` and `image inspect`.
@@ -135,12 +137,17 @@ public final class Engine: Sendable {
         var imageBytes: Int64 = 0
         for chain in chainsInUse { imageBytes += (try? snapshotter.usage(chain).size) ?? 0 }
         let active = images.filter { $0.containers > 0 }
+        let containerRows = try database.read { db in try ContainerRecord.fetchAll(db) }
+        let runningContainers = containerRows.filter { $0.state.status.isActive }
+        let containerBytes = containerRows.reduce(Int64(0)) { $0 + containers.writableLayerSize($1) }
         let activeBytes = active.reduce(Int64(0)) { $0 + $1.size }
         return [
             DiskUsageRow(
                 type: "Images", total: images.count, active: active.count, size: imageBytes,
                 reclaimable: max(0, imageBytes - activeBytes)),
-            DiskUsageRow(type: "Containers", total: 0, active: 0, size: 0, reclaimable: 0),
+            DiskUsageRow(
+                type: "Containers", total: containerRows.count, active: runningContainers.count, size: containerBytes,
+                reclaimable: containerBytes - runningContainers.reduce(0) { $0 + containers.writableLayerSize($1) }),
             DiskUsageRow(type: "Local Volumes", total: 0, active: 0, size: 0, reclaimable: 0),
             DiskUsageRow(type: "Build Cache", total: 0, active: 0, size: 0, reclaimable: 0),
         ]

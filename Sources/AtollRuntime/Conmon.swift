@@ -64,6 +64,8 @@ public struct Conmon: Sendable {
         arguments += [
             "-p", files.containerPid, "--exit-dir", files.exitDirectory, "-l", "k8s-file:\(files.log)",
             "--conmon-pidfile", files.monitorPid, "--socket-dir-path", files.socketDirectory,
+            // No fsync of the log at exit: it delays the exit code, and Docker's logs are not synced either.
+            "--no-sync-log",
         ]
         if terminal { arguments.append("-t") }
         if stdin { arguments.append("-i") }

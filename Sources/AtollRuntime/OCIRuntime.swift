@@ -38,16 +38,21 @@ public struct OCIRuntime: Sendable, Equatable {
     /// Deletes the runtime's record of a stopped container (and its cgroup); with `force`, kills
     /// it first. A container the runtime does not know is already deleted.
     public func delete(_ id: String, force: Bool = false) throws {
-        let result = try Subprocess.run(path, globalArguments + ["delete"] + (force ? ["--force"] : []) + [id])
+        guard knows(id) else { return }
+        let result = try ProcessLauncher.run(path, globalArguments + ["delete"] + (force ? ["--force"] : []) + [id])
         if result.succeeded || result.stderr.contains("does not exist") || result.stderr.contains("not found") {
             return
         }
         throw failure("delete container \(id)", result)
     }
 
+    /// Whether the runtime keeps state for `id` (runc and crun keep a directory per container
+    /// under their root): a cheap check that spares a process when there is nothing to delete.
+    public func knows(_ id: String) -> Bool { FileSystem.exists("\(stateRoot)/\(id)") }
+
     /// The runtime's state of a container, or nil when it does not know it.
     public func state(_ id: String) throws -> State? {
-        let result = try Subprocess.run(path, globalArguments + ["state", id])
+        let result = try ProcessLauncher.run(path, globalArguments + ["state", id])
         guard result.succeeded else {
             if result.stderr.contains("does not exist") || result.stderr.contains("not found") { return nil }
             throw failure("query container \(id)", result)
@@ -61,13 +66,13 @@ public struct OCIRuntime: Sendable, Equatable {
 
     /// The host pids of every process in the container.
     public func processes(_ id: String) throws -> [Int32] {
-        let result = try Subprocess.run(path, globalArguments + ["ps", "--format", "json", id])
+        let result = try ProcessLauncher.run(path, globalArguments + ["ps", "--format", "json", id])
         guard result.succeeded else { throw failure("list the processes of container \(id)", result) }
         return (try? JSONDecoder().decode([Int32].self, from: Data(result.stdout.utf8))) ?? []
     }
 
     private func run(_ arguments: [String], what: String) throws {
-        let result = try Subprocess.run(path, globalArguments + arguments)
+        let result = try ProcessLauncher.run(path, globalArguments + arguments)
         guard result.succeeded else { throw failure(what, result) }
     }
 

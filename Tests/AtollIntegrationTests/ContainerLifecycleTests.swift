@@ -345,4 +345,31 @@ import Testing
         #expect(!mounts.contains("\(daemon.root)/containers"), "the temporary mount is gone")
         #expect(daemon.atoll(["cp", "box:/nope", out]).stderr.contains("could not find \"/nope\" in container box"))
     }
+
+    @Test func logsFollowAttachAndDetachedExecWork() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        #expect(
+            daemon.atoll([
+                "run", "-d", "--name", "counter", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done",
+            ]).status == 0)
+        // -f follows until the container stops; everything it wrote arrives.
+        let follow = daemon.atoll(["logs", "-f", "counter"])
+        #expect(follow.stdout == "1\n2\n3\n")
+        // start -a attaches to the next run and answers its exit status.
+        let again = daemon.atoll(["start", "-a", "counter"])
+        #expect(again.stdout == "1\n2\n3\n")
+        #expect(daemon.atoll(["logs", "counter"]).stdout == "1\n2\n3\n1\n2\n3\n", "logs carry across restarts")
+
+        #expect(daemon.atoll(["run", "-d", "--name", "host", "busybox", "sleep", "1000"]).status == 0)
+        #expect(daemon.atoll(["exec", "-d", "host", "sh", "-c", "sleep 0.2; touch /tmp/marker"]).status == 0)
+        #expect(DaemonFixture.eventually { daemon.atoll(["exec", "host", "test", "-f", "/tmp/marker"]).status == 0 })
+        #expect(daemon.atoll(["info"]).stdout.contains(" Containers: 2"))
+        let attached = daemon.shellWithHost(
+            "(sleep 1; \(DaemonFixture.binDirectory)/atoll kill host) & \(DaemonFixture.binDirectory)/atoll attach host"
+        )
+        #expect(attached.status == 137, "attach ends with the container's exit status: \(attached.stderr)")
+        #expect(daemon.atoll(["attach", "host"]).stderr.contains("cannot attach to a stopped container"))
+    }
 }

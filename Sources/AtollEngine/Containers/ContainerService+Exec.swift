@@ -107,7 +107,7 @@ extension ContainerService {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
-        try FileSystem.writeFileAtomically(path, Array(try encoder.encode(process)))
+        try FileSystem.writeFile(path, Array(try encoder.encode(process)))
         return path
     }
 

@@ -90,7 +90,7 @@ extension ContainerService {
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try FileSystem.writeFileAtomically("\(bundle)/config.json", Array(try encoder.encode(spec)))
+            try FileSystem.writeFile("\(bundle)/config.json", Array(try encoder.encode(spec)))
             let pids: (pid: Int32, monitorPid: Int32)
             do {
                 pids = try conmon.create(
@@ -174,8 +174,8 @@ extension ContainerService {
         }
 
         let bundle = paths.bundle(record.id)
-        try FileSystem.writeFileAtomically("\(bundle)/hostname", Array("\(hostname)\n".utf8))
-        try FileSystem.writeFileAtomically(
+        try FileSystem.writeFile("\(bundle)/hostname", Array("\(hostname)\n".utf8))
+        try FileSystem.writeFile(
             "\(bundle)/hosts",
             Array("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n".utf8))
 
