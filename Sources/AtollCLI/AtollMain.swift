@@ -28,6 +28,8 @@ public struct Atoll: AsyncParsableCommand {
     /// Runs the CLI: global options first, then the command; any failure is one line on
     /// standard error and a non-zero exit status.
     public static func run(arguments: [String]) async -> Never {
+        // A closed pipe is an error to report, not a reason to die silently.
+        signal(SIGPIPE, SIG_IGN)
         var arguments = arguments
         do {
             try GlobalOptions.extract(from: &arguments)

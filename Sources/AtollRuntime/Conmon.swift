@@ -119,8 +119,10 @@ public struct Conmon: Sendable {
         start.read.close()
         attach?.write.close()
         errors.close()
-        try start.write.writeAll(Array("0".utf8))
+        // conmon may already have failed (EPIPE): reap it either way, then report.
+        let released = Result { try start.write.writeAll(Array("0".utf8)) }
         let status = try ProcessLauncher.wait(pid)
+        try released.get()
         guard status == 0 else {
             let log = (try? FileSystem.readFile("\(bundle)/monitor.log")).map { String(decoding: $0, as: UTF8.self) }
             throw AtollError.internalError(

@@ -99,11 +99,14 @@ public enum UserLookup {
     /// Reads a small file at `path` inside `root`, resolving every symlink within the root.
     /// nil when it does not exist or cannot be read as a regular file.
     static func readInRoot(_ root: String, _ path: String) -> String? {
+        // Opened as a path first: a FIFO or device planted at /etc/passwd must not be opened
+        // (a FIFO would block the start forever), only a regular file is read.
         guard let rootFD = try? Syscall.open(root, flags: O_RDONLY | O_DIRECTORY),
-            let fd = try? Syscall.openat2(
-                rootFD.rawValue, path, flags: O_RDONLY,
+            let handle = try? Syscall.openat2(
+                rootFD.rawValue, path, flags: ATOLL_O_PATH,
                 resolve: UInt64(ATOLL_RESOLVE_IN_ROOT | ATOLL_RESOLVE_NO_MAGICLINKS)),
-            let info = try? Syscall.stat(fd: fd.rawValue), (info.st_mode & S_IFMT) == S_IFREG,
+            let info = try? Syscall.stat(fd: handle.rawValue), (info.st_mode & S_IFMT) == S_IFREG,
+            let fd = try? Syscall.open("/proc/self/fd/\(handle.rawValue)", flags: O_RDONLY | O_NOCTTY | O_NONBLOCK),
             let bytes = try? fd.readAll(limit: 4 << 20)
         else { return nil }
         return String(decoding: bytes, as: UTF8.self)

@@ -128,7 +128,7 @@ extension ContainerService {
                     (record.state.finishedAt ?? Date()).timeIntervalSince(start) > 10
                 } ?? false
             let quickFailures = ranLong ? 0 : record.state.restartCount
-            delay = Self.restartDelay(attempt: quickFailures)
+            delay = Self.restartDelay(attempt: max(attempt, quickFailures))
             record.state.status = .restarting
             try? save(record)
         }

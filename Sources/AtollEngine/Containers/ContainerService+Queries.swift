@@ -186,7 +186,7 @@ extension ContainerService {
         for candidate in candidates {
             let size = (try? snapshotter.usage(candidate.record.snapshotKey).size) ?? 0
             do {
-                try await BlockingWork.run { try self.removeStopped(candidate.record.id) }
+                try await BlockingWork.run { try self.removeStopped(candidate.record.id, force: false) }
                 removed.append(candidate.record.id)
                 reclaimed += size
             } catch {

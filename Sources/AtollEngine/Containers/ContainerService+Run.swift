@@ -66,19 +66,21 @@ extension ContainerService {
         _ record: inout ContainerRecord, attach: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil
     ) throws -> AttachConnection? {
         let id = record.id
-        let runtime = try self.runtime(named: record.settings.runtime)
-        guard let conmonPath = Conmon.locate() else {
-            throw AtollError(.unavailable, "conmon is not installed: atolld runs every container under conmon")
-        }
-        let conmon = Conmon(path: conmonPath, runtime: runtime)
         let bundle = paths.bundle(id)
         let files = MonitorFiles(
             bundle: bundle, log: paths.log(id), containerPid: "\(bundle)/container.pid",
             monitorPid: "\(bundle)/conmon.pid", exitDirectory: paths.exits, socketDirectory: paths.sockets)
-        record.state.runtime = runtime.name
         var connection: AttachConnection?
+        var runtime: OCIRuntime?
         do {
-            try runtime.delete(id, force: true)  // a leftover from a crash would block create
+            let chosen = try self.runtime(named: record.settings.runtime)
+            runtime = chosen
+            record.state.runtime = chosen.name
+            guard let conmonPath = Conmon.locate() else {
+                throw AtollError(.unavailable, "conmon is not installed: atolld runs every container under conmon")
+            }
+            let conmon = Conmon(path: conmonPath, runtime: chosen)
+            try chosen.delete(id, force: true)  // a leftover from a crash would block create
             unlink("\(paths.sockets)/\(Conmon.handle(id))")
             unlink("\(paths.exits)/\(id)")
             let rootfs = paths.rootfs(id)
@@ -104,10 +106,10 @@ extension ContainerService {
             if attach { connection = try AttachConnection(socketDirectory: paths.sockets, handle: Conmon.handle(id)) }
             record.state.pid = pids.pid
             record.state.monitorPid = pids.monitorPid
-            try runtime.start(id)
+            try chosen.start(id)
         } catch {
             connection?.close()
-            try? runtime.delete(id, force: true)
+            try? runtime?.delete(id, force: true)
             try? Mount.unmountAll(at: paths.rootfs(id))
             unlink("\(paths.sockets)/\(Conmon.handle(id))")
             let failure =
@@ -265,33 +267,40 @@ extension ContainerService {
     /// Sends the stop signal, waits `timeout` seconds (negative: the container's default, 10),
     /// then SIGKILL. Stopping a stopped container is not an error.
     public func stop(_ reference: String, timeout: Int32) async throws {
-        let record = try lookup(reference)
-        cancelRestart(record.id)
-        if record.state.status == .restarting {
-            try await BlockingWork.run {
-                try self.locks.withLock(record.id) {
-                    guard var current = try self.fetch(record.id), current.state.status == .restarting else { return }
-                    current.state.status = .exited
-                    current.state.stoppedByUser = true
-                    try self.save(current)
-                }
+        let lookedUp = try lookup(reference)
+        cancelRestart(lookedUp.id)
+        // Under the lock, so that a restart already under way cannot slip past: the user's stop
+        // is recorded whatever the state, a pending restart is called off, a running one is signalled.
+        let record = try await BlockingWork.run { () -> ContainerRecord? in
+            try self.locks.withLock(lookedUp.id) {
+                guard var current = try self.fetch(lookedUp.id) else { return nil }
+                current.state.stoppedByUser = true
+                if current.state.status == .restarting { current.state.status = .exited }
+                try self.save(current)
+                return current
             }
-            waiters.notify(record.id)
+        }
+        guard let record, record.state.status.isActive else {
+            waiters.notify(lookedUp.id)
             return
         }
-        guard record.state.status.isActive else { return }
         let seconds = timeout >= 0 ? timeout : (record.settings.stopTimeout >= 0 ? record.settings.stopTimeout : 10)
         let signal = try await BlockingWork.run { try self.stopSignal(record) }
-        if record.state.status == .paused {
-            // A frozen process cannot handle its signal: kill it outright, as Docker does.
-            try await kill(record.id, signal: SIGKILL, byUser: true)
-        } else {
-            try await kill(record.id, signal: signal, byUser: true)
-        }
+        // A frozen process cannot handle its signal: a paused one is killed outright, as Docker does.
+        try await signalUnlessStopped(record.id, record.state.status == .paused ? SIGKILL : signal)
         if await waitUntilStopped(record.id, timeout: .seconds(Int(seconds))) { return }
-        try await kill(record.id, signal: SIGKILL, byUser: true)
+        try await signalUnlessStopped(record.id, SIGKILL)
         if !(await waitUntilStopped(record.id, timeout: .seconds(30))) {
             throw AtollError.internalError("container \"\(record.name)\" did not stop after SIGKILL")
+        }
+    }
+
+    /// Signals the container; one that stopped on its own meanwhile is not an error.
+    private func signalUnlessStopped(_ id: String, _ signal: Int32) async throws {
+        do {
+            try await kill(id, signal: signal, byUser: true)
+        } catch {
+            if let current = try fetch(id), current.state.status.isActive { throw error }
         }
     }
 

@@ -216,22 +216,37 @@ public final class ContainerService: Sendable {
                 logger.warning("container \(record.id) did not report its exit after SIGKILL; removing it anyway")
             }
         }
-        try await BlockingWork.run { try self.removeStopped(record.id) }
+        try await BlockingWork.run { try self.removeStopped(record.id, force: force) }
     }
 
-    func removeStopped(_ id: String) throws {
+    /// Removes a container that is not running. Without `force`, one that started meanwhile is
+    /// refused (the check is under the container's lock). A removal that fails half-way leaves
+    /// the container `dead`, for `rm -f` to finish.
+    func removeStopped(_ id: String, force: Bool = true) throws {
+        defer { waiters.notify(id) }
         try locks.withLock(id) {
             guard var record = try fetch(id) else { return }
+            if !force && (record.state.status.isActive || record.state.status == .restarting) {
+                throw AtollError.failedPrecondition(
+                    "cannot remove container \"\(record.name)\": it is \(record.state.status.rawValue); stop it first or use rm -f"
+                )
+            }
             cancelRestart(id)
             background.cancelHealth(id)
             record.state.status = .removing
             try save(record)
-            try releaseResources(record, force: true)
-            try snapshotter.remove(record.snapshotKey)
-            try FileSystem.removeTree(paths.bundle(id))
-            _ = try database.write { db in try ContainerRecord.deleteOne(db, key: id) }
+            do {
+                try releaseResources(record, force: true)
+                try snapshotter.remove(record.snapshotKey)
+                try FileSystem.removeTree(paths.bundle(id))
+                _ = try database.write { db in try ContainerRecord.deleteOne(db, key: id) }
+            } catch {
+                record.state.status = .dead
+                record.state.error = "removal failed: \(error)"
+                try? save(record)
+                throw error
+            }
         }
-        waiters.notify(id)
     }
 
     /// Undoes what `start` set up: the runtime's container (and cgroup), the rootfs mount, the
