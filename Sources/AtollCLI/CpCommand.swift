@@ -55,10 +55,7 @@ struct CpCommand: AsyncParsableCommand {
             throw ValidationError("destination \"\(destination)\" must be an existing directory")
         }
         // The tar comes from the container: it is unpacked with the same checks as image layers.
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw ValidationError("cannot create a pipe") }
-        let readEnd = FileDescriptor(owning: fds[0])
-        let writeEnd = FileDescriptor(owning: fds[1])
+        let (readEnd, writeEnd) = try ProcessLauncher.pipe()
         let extract = Task.detached {
             defer { readEnd.close() }
             try Layer.apply(from: readEnd, toDirectory: destination, whiteouts: .plain)
@@ -94,10 +91,8 @@ struct CpCommand: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: source) else {
                 throw ValidationError("could not find the file \(source) on this host")
             }
-            var fds: [Int32] = [-1, -1]
-            guard pipe(&fds) == 0 else { throw ValidationError("cannot create a pipe") }
-            input = FileDescriptor(owning: fds[0])
-            let writeEnd = FileDescriptor(owning: fds[1])
+            let (readEnd, writeEnd) = try ProcessLauncher.pipe()
+            input = readEnd
             let name = url.lastPathComponent
             let parent = url.deletingLastPathComponent().path
             archiver = Task.detached {

@@ -50,8 +50,8 @@ public final class ExitWatcher: Sendable {
             let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             // conmon writes the code then closes; an empty file is still being written.
             guard let code = Int32(text) else { continue }
-            let when = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date()
-            handler(name, code, when ?? Date())
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            handler(name, code, attributes?[.modificationDate] as? Date ?? Date())
             unlink(path)
         }
     }
