@@ -56,9 +56,17 @@ let package = Package(
         ),
         .target(name: "AtollRuntime", dependencies: ["AtollCore", "CAtollShim"]),
         .target(
+            name: "AtollVolumes",
+            dependencies: [
+                "AtollCore", "AtollStorage", "CAtollShim",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "AtollEngine",
             dependencies: [
-                "AtollCore", "AtollOCI", "AtollStorage", "AtollImages", "AtollRuntime",
+                "AtollCore", "AtollOCI", "AtollStorage", "AtollImages", "AtollRuntime", "AtollVolumes",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -76,7 +84,7 @@ let package = Package(
         .target(
             name: "AtollDaemon",
             dependencies: [
-                "AtollCore", "AtollEngine", "AtollRuntime", "AtollAPI",
+                "AtollCore", "AtollEngine", "AtollRuntime", "AtollVolumes", "AtollAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,9 +118,10 @@ let package = Package(
         .testTarget(name: "AtollOCITests", dependencies: ["AtollOCI"]),
         .testTarget(name: "AtollStorageTests", dependencies: ["AtollStorage", "AtollCore", "AtollOCI"]),
         .testTarget(name: "AtollRuntimeTests", dependencies: ["AtollRuntime", "AtollCore"]),
+        .testTarget(name: "AtollVolumesTests", dependencies: ["AtollVolumes", "AtollCore"]),
         .testTarget(
             name: "AtollEngineTests",
-            dependencies: ["AtollEngine", "AtollRuntime", "AtollCore", "AtollOCI"]
+            dependencies: ["AtollEngine", "AtollRuntime", "AtollVolumes", "AtollCore", "AtollOCI"]
         ),
         .testTarget(
             name: "AtollImagesTests",

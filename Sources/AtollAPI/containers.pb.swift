@@ -197,6 +197,31 @@ public nonisolated struct Atoll_Engine_V1_ContainerConfig: @unchecked Sendable {
   /// Clears the value of `health`. Subsequent reads from it will return its default value.
   public mutating func clearHealth() {_uniqueStorage()._health = nil}
 
+  /// `-v [SOURCE:]TARGET[:MODE]`: a named volume, a host path (bind) or, without SOURCE, an
+  /// anonymous volume.
+  public var volumes: [String] {
+    get {_storage._volumes}
+    set {_uniqueStorage()._volumes = newValue}
+  }
+
+  /// `--mount type=volume|bind|tmpfs,source=…,target=…,…` (Docker's keys).
+  public var mounts: [String] {
+    get {_storage._mounts}
+    set {_uniqueStorage()._mounts = newValue}
+  }
+
+  /// `--tmpfs TARGET[:OPTIONS]`.
+  public var tmpfs: [String] {
+    get {_storage._tmpfs}
+    set {_uniqueStorage()._tmpfs = newValue}
+  }
+
+  /// `--volumes-from CONTAINER[:ro|rw]`.
+  public var volumesFrom: [String] {
+    get {_storage._volumesFrom}
+    set {_uniqueStorage()._volumesFrom = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -907,7 +932,7 @@ fileprivate nonisolated let _protobuf_package = "atoll.engine.v1"
 
 nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ContainerConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}image\0\u{1}name\0\u{1}cmd\0\u{3}entrypoint_set\0\u{1}entrypoint\0\u{1}env\0\u{1}user\0\u{1}workdir\0\u{1}hostname\0\u{1}tty\0\u{3}open_stdin\0\u{3}read_only\0\u{3}cap_add\0\u{3}cap_drop\0\u{3}security_opt\0\u{1}privileged\0\u{1}init\0\u{3}memory_bytes\0\u{3}nano_cpus\0\u{3}pids_limit\0\u{3}shm_size_bytes\0\u{1}ulimits\0\u{3}restart_policy\0\u{3}auto_remove\0\u{1}runtime\0\u{1}labels\0\u{3}stop_signal\0\u{3}stop_timeout\0\u{1}network\0\u{1}health\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}image\0\u{1}name\0\u{1}cmd\0\u{3}entrypoint_set\0\u{1}entrypoint\0\u{1}env\0\u{1}user\0\u{1}workdir\0\u{1}hostname\0\u{1}tty\0\u{3}open_stdin\0\u{3}read_only\0\u{3}cap_add\0\u{3}cap_drop\0\u{3}security_opt\0\u{1}privileged\0\u{1}init\0\u{3}memory_bytes\0\u{3}nano_cpus\0\u{3}pids_limit\0\u{3}shm_size_bytes\0\u{1}ulimits\0\u{3}restart_policy\0\u{3}auto_remove\0\u{1}runtime\0\u{1}labels\0\u{3}stop_signal\0\u{3}stop_timeout\0\u{1}network\0\u{1}health\0\u{1}volumes\0\u{1}mounts\0\u{1}tmpfs\0\u{3}volumes_from\0")
 
   fileprivate class _StorageClass {
     var _image: String = String()
@@ -940,6 +965,10 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
     var _stopTimeout: Int32 = 0
     var _network: String = String()
     var _health: Atoll_Engine_V1_HealthConfig? = nil
+    var _volumes: [String] = []
+    var _mounts: [String] = []
+    var _tmpfs: [String] = []
+    var _volumesFrom: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -980,6 +1009,10 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
       _stopTimeout = source._stopTimeout
       _network = source._network
       _health = source._health
+      _volumes = source._volumes
+      _mounts = source._mounts
+      _tmpfs = source._tmpfs
+      _volumesFrom = source._volumesFrom
     }
   }
 
@@ -1028,6 +1061,10 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
         case 28: try { try decoder.decodeSingularInt32Field(value: &_storage._stopTimeout) }()
         case 29: try { try decoder.decodeSingularStringField(value: &_storage._network) }()
         case 30: try { try decoder.decodeSingularMessageField(value: &_storage._health) }()
+        case 31: try { try decoder.decodeRepeatedStringField(value: &_storage._volumes) }()
+        case 32: try { try decoder.decodeRepeatedStringField(value: &_storage._mounts) }()
+        case 33: try { try decoder.decodeRepeatedStringField(value: &_storage._tmpfs) }()
+        case 34: try { try decoder.decodeRepeatedStringField(value: &_storage._volumesFrom) }()
         default: break
         }
       }
@@ -1130,6 +1167,18 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
       try { if let v = _storage._health {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
       } }()
+      if !_storage._volumes.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._volumes, fieldNumber: 31)
+      }
+      if !_storage._mounts.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._mounts, fieldNumber: 32)
+      }
+      if !_storage._tmpfs.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._tmpfs, fieldNumber: 33)
+      }
+      if !_storage._volumesFrom.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._volumesFrom, fieldNumber: 34)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1169,6 +1218,10 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
         if _storage._stopTimeout != rhs_storage._stopTimeout {return false}
         if _storage._network != rhs_storage._network {return false}
         if _storage._health != rhs_storage._health {return false}
+        if _storage._volumes != rhs_storage._volumes {return false}
+        if _storage._mounts != rhs_storage._mounts {return false}
+        if _storage._tmpfs != rhs_storage._tmpfs {return false}
+        if _storage._volumesFrom != rhs_storage._volumesFrom {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -8,7 +8,7 @@ import GRPCCore
 public struct Atoll: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "atoll",
-        abstract: "Control Atoll: containers, images and storage on a host running atolld.",
+        abstract: "Control Atoll: containers, images, volumes and storage on a host running atolld.",
         discussion: """
             Global options come before the command: atoll [-H unix:///path] COMMAND.
             ATOLL_HOST sets the default host (unix:///run/atoll/atolld.sock).
@@ -21,6 +21,7 @@ public struct Atoll: AsyncParsableCommand {
             KillCommand.self, PauseCommand.self, UnpauseCommand.self, RmCommand.self, PsCommand.self,
             InspectCommand.self, LogsCommand.self, WaitCommand.self, ExecCommand.self, AttachCommand.self,
             TopCommand.self, StatsCommand.self, RenameCommand.self, CpCommand.self, ContainerCommand.self,
+            VolumeCommand.self,
         ])
 
     public init() {}

@@ -41,6 +41,15 @@ struct ContainerOptions: ParsableArguments {
     @Option(name: .customLong("stop-timeout"), help: "Timeout (in seconds) to stop a container.") var stopTimeout:
         Int32?
     @Option(name: .long, help: "Connect the container to a network (none).") var network: String?
+    @Option(
+        name: [.customShort("v"), .long],
+        help: "Bind mount a volume: NAME:TARGET, /HOST/PATH:TARGET or TARGET (anonymous), with :ro, :rw, :nocopy…")
+    var volume: [String] = []
+    @Option(name: .long, help: "Attach a mount: type=volume|bind|tmpfs,source=…,target=…[,readonly,…].")
+    var mount: [String] = []
+    @Option(name: .long, help: "Mount a tmpfs: TARGET[:OPTIONS].") var tmpfs: [String] = []
+    @Option(name: .customLong("volumes-from"), help: "Mount the volumes of a container (CONTAINER[:ro|rw]).")
+    var volumesFrom: [String] = []
     @Option(name: .customLong("health-cmd"), help: "Command to run to check health.") var healthCmd: String?
     @Option(name: .customLong("health-interval"), help: "Time between running the check (e.g. 30s).")
     var healthInterval: String?
@@ -99,6 +108,10 @@ struct ContainerOptions: ParsableArguments {
         config.stopSignal = stopSignal ?? ""
         config.stopTimeout = stopTimeout ?? -1
         config.network = network ?? "none"
+        config.volumes = volume.map(Self.absoluteBindSource)
+        config.mounts = mount
+        config.tmpfs = tmpfs
+        config.volumesFrom = volumesFrom
         if healthCmd != nil || healthInterval != nil || healthTimeout != nil || healthStartPeriod != nil
             || healthRetries != nil || noHealthcheck
         {
@@ -114,6 +127,20 @@ struct ContainerOptions: ParsableArguments {
             config.health = health
         }
         return config
+    }
+
+    /// `-v ./data:/data`: a source that is a relative path ("." or "..", or starting with
+    /// them) is made absolute from the CLI's working directory, as Docker's CLI does; anything
+    /// else without a leading "/" is a volume name.
+    static func absoluteBindSource(_ spec: String) -> String {
+        guard let colon = spec.firstIndex(of: ":") else { return spec }
+        let source = String(spec[..<colon])
+        guard source == "." || source == ".." || source.hasPrefix("./") || source.hasPrefix("../") else { return spec }
+        let absolute = URL(
+            fileURLWithPath: source, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        )
+        .standardizedFileURL.path
+        return absolute + spec[colon...]
     }
 
     /// KEY=VALUE entries from env files then flags; a bare KEY takes the CLI's own value.
@@ -136,23 +163,11 @@ struct ContainerOptions: ParsableArguments {
         }
     }
 
-    /// Docker's sizes: a number with an optional b, k, m or g (powers of 1024).
     static func bytes(_ text: String, flag: String) throws -> Int64 {
-        let lower = text.lowercased()
-        let units: [(String, Int64)] = [
-            ("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30), ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1),
-        ]
-        var number = lower
-        var multiplier: Int64 = 1
-        for (suffix, value) in units where lower.hasSuffix(suffix) {
-            number = String(lower.dropLast(suffix.count))
-            multiplier = value
-            break
-        }
-        guard let value = Double(number), value >= 0, value * Double(multiplier) < 9e18 else {
+        guard let bytes = ByteCount.parse(text) else {
             throw ValidationError("invalid argument \"\(text)\" for \"\(flag)\" flag: want a size such as 512m or 1g")
         }
-        return Int64(value * Double(multiplier))
+        return bytes
     }
 
     static func duration(_ text: String, flag: String) throws -> Int64 {

@@ -118,6 +118,12 @@ struct RowFormat {
             let expression = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
             if expression == "json ." {
                 result += Output.json(row, pretty: false)
+            } else if expression.hasPrefix("json .") {
+                // Objects and arrays are held as JSON text already; anything else is quoted.
+                let value = row[String(expression.dropFirst(6))] ?? ""
+                result +=
+                    value.hasPrefix("[") || value.hasPrefix("{")
+                    ? value : String(Output.json([value], pretty: false).dropFirst().dropLast())
             } else if expression.hasPrefix(".") {
                 result += row[String(expression.dropFirst())] ?? "<no value>"
             }

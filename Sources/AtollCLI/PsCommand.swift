@@ -52,25 +52,30 @@ struct InspectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect", abstract: "Show details of containers (or images) as JSON.")
     @Option(name: .shortAndLong, help: "A template such as '{{.State.Status}}', or json.") var format: String?
-    @Option(name: .long, help: "Only inspect objects of this type (container or image).") var type: String?
+    @Option(name: .long, help: "Only inspect objects of this type (container, image or volume).") var type: String?
     @Argument(help: "Containers or images.") var objects: [String]
 
     func run() async throws {
         guard !objects.isEmpty else { throw ValidationError("inspect needs at least one object") }
+        let type = self.type
+        try await Self.show(objects, format: format) { try await Self.document($0, type: type) }
+    }
+
+    /// Prints each object's document as JSON (one array) or through a template; an object that
+    /// cannot be found is an error line, and the exit status is 1 after the others are shown.
+    static func show(_ names: [String], format: String?, document: (String) async throws -> Any) async throws {
         var documents: [Any] = []
         var failed = false
-        for object in objects {
+        for name in names {
             do {
-                documents.append(try await Self.document(object, type: type))
+                documents.append(try await document(name))
             } catch {
                 failed = true
                 FileHandle.standardErrorLine("Error: \(Atoll.describe(error))")
             }
         }
         if let format, format != "json" {
-            for document in documents {
-                Output.print(RowFormat.fill(format, Self.flatten(document)))
-            }
+            for document in documents { Output.print(RowFormat.fill(format, flatten(document))) }
         } else {
             Output.print(Output.json(documents))
         }
@@ -90,11 +95,18 @@ struct InspectCommand: AsyncParsableCommand {
                 if type == "container" { throw error }
             }
         }
-        var request = Atoll_Engine_V1_InspectImageRequest()
-        request.reference = name
+        if type != "volume" {
+            var request = Atoll_Engine_V1_InspectImageRequest()
+            request.reference = name
+            do {
+                let response = try await GlobalOptions.withEngine { [request] in try await $0.images.inspect(request) }
+                return ImageInspectCommand.document(response)
+            } catch {
+                if type == "image" { throw ValidationError("no such image: \(name)") }
+            }
+        }
         do {
-            let response = try await GlobalOptions.withEngine { [request] in try await $0.images.inspect(request) }
-            return ImageInspectCommand.document(response)
+            return try await VolumeInspectCommand.document(name)
         } catch {
             throw ValidationError("no such object: \(name)")
         }

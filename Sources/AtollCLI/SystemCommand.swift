@@ -10,7 +10,7 @@ struct SystemCommand: AsyncParsableCommand {
 struct SystemDiskUsageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "df", abstract: "Show disk usage.")
 
-    @Flag(name: .shortAndLong, help: "Show each image.") var verbose = false
+    @Flag(name: .shortAndLong, help: "Show each image and volume.") var verbose = false
     @Option(help: "Format: table, json or a template.") var format: String?
 
     func run() async throws {
@@ -45,6 +45,15 @@ struct SystemDiskUsageCommand: AsyncParsableCommand {
                         String(image.containers),
                     ]
                 }
+            })
+        Output.print("\nLocal Volumes space usage:\n")
+        Output.table(
+            ["VOLUME NAME", "LINKS", "SIZE", "CONTAINERS"],
+            response.volumes.map { volume in
+                [
+                    volume.name, String(volume.containers.count), Output.size(volume.size),
+                    volume.containers.joined(separator: ","),
+                ]
             })
     }
 }

@@ -35,6 +35,7 @@ public struct EngineClient: Sendable {
     public let system: Atoll_Engine_V1_System.Client<HTTP2ClientTransport.Posix>
     public let images: Atoll_Engine_V1_Images.Client<HTTP2ClientTransport.Posix>
     public let containers: Atoll_Engine_V1_Containers.Client<HTTP2ClientTransport.Posix>
+    public let volumes: Atoll_Engine_V1_Volumes.Client<HTTP2ClientTransport.Posix>
     public let endpoint: EngineEndpoint
 
     /// Connects, runs `body`, and closes. A daemon that is not there is reported in one line
@@ -64,6 +65,7 @@ public struct EngineClient: Sendable {
                     system: Atoll_Engine_V1_System.Client(wrapping: client),
                     images: Atoll_Engine_V1_Images.Client(wrapping: client),
                     containers: Atoll_Engine_V1_Containers.Client(wrapping: client),
+                    volumes: Atoll_Engine_V1_Volumes.Client(wrapping: client),
                     endpoint: endpoint))
         }
     }

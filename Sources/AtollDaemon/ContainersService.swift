@@ -2,6 +2,7 @@ import AtollAPI
 import AtollCore
 import AtollEngine
 import AtollRuntime
+import AtollVolumes
 import Foundation
 import GRPCCore
 
@@ -53,6 +54,10 @@ struct ContainersService: Atoll_Engine_V1_Containers.SimpleServiceProtocol {
         settings.stopSignal = config.stopSignal
         settings.stopTimeout = config.stopTimeout
         settings.network = config.network
+        settings.mounts =
+            try config.volumes.map(MountParser.volumeFlag) + config.mounts.map(MountParser.mountFlag)
+            + config.tmpfs.map(MountParser.tmpfsFlag)
+        settings.volumesFrom = config.volumesFrom
         if config.hasHealth {
             var health = HealthSettings()
             health.test = config.health.test
@@ -214,7 +219,7 @@ struct ContainersService: Atoll_Engine_V1_Containers.SimpleServiceProtocol {
         -> Atoll_Engine_V1_ContainerResponse
     {
         let record = try await lookup(request.container)
-        try await containers.remove(record.id, force: request.force)
+        try await containers.remove(record.id, force: request.force, volumes: request.volumes)
         return Self.response(record.id)
     }
 

@@ -64,7 +64,7 @@ public enum Daemon {
             transport: transport,
             services: [
                 SystemService(engine: engine, socketPath: options.socket), ImagesService(engine: engine),
-                ContainersService(engine: engine),
+                ContainersService(engine: engine), VolumesService(engine: engine),
             ])
 
         let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in

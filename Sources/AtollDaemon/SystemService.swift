@@ -66,8 +66,11 @@ struct SystemService: Atoll_Engine_V1_System.SimpleServiceProtocol {
     {
         let engine = self.engine
         let verbose = request.verbose
-        let (rows, images) = try await BlockingWork.run {
-            (try engine.diskUsage(), verbose ? try engine.images.list(all: true) : [])
+        let (rows, images, volumes) = try await BlockingWork.run {
+            (
+                try engine.diskUsage(), verbose ? try engine.images.list(all: true) : [],
+                verbose ? try engine.volumeUsage() : []
+            )
         }
         var response = Atoll_Engine_V1_DiskUsageResponse()
         response.rows = rows.map { row in
@@ -80,6 +83,14 @@ struct SystemService: Atoll_Engine_V1_System.SimpleServiceProtocol {
             return message
         }
         response.images = images.map(ImagesService.message(for:))
+        response.volumes = volumes.map { usage in
+            var message = Atoll_Engine_V1_VolumeUsage()
+            message.name = usage.name
+            message.driver = usage.driver
+            message.size = usage.size
+            message.containers = usage.users
+            return message
+        }
         return response
     }
 }

@@ -2,6 +2,7 @@ import AtollCore
 import AtollImages
 import AtollOCI
 import AtollStorage
+import AtollVolumes
 import Foundation
 import GRDB
 import Logging
@@ -32,6 +33,7 @@ public final class Engine: Sendable {
     public let snapshotter: any Snapshotter
     public let images: ImageService
     public let containers: ContainerService
+    public let volumes: VolumeService
     public let host: HostFacts
     private let runtimeCache = RuntimeCache()
     private let logger = Logger(label: "atoll.engine")
@@ -46,6 +48,7 @@ public final class Engine: Sendable {
         database = try EngineDatabase.open(path: "\(root)/engine.db") { migrator in
             ImageService.registerMigrations(&migrator)
             ContainerService.registerMigrations(&migrator)
+            VolumeService.registerMigrations(&migrator)
         }
         content = try ContentStore(root: "\(root)/content")
         snapshotter = try Self.openSnapshotter(root: root, requested: configuration.storageDriver, logger: logger)
@@ -58,8 +61,9 @@ public final class Engine: Sendable {
         host = HostFacts.read()
         let runtimeCache = self.runtimeCache
         let runDirectory = configuration.runDirectory
+        volumes = try VolumeService(database: database, root: root)
         containers = try ContainerService(
-            database: database, images: images, snapshotter: snapshotter,
+            database: database, images: images, volumes: volumes, snapshotter: snapshotter,
             paths: ContainerPaths(root: root, run: configuration.runDirectory)
         ) {
             runtimeCache.statuses(workDirectory: runDirectory)
@@ -141,6 +145,7 @@ public final class Engine: Sendable {
         let runningContainers = containerRows.filter { $0.state.status.isActive }
         let containerBytes = containerRows.reduce(Int64(0)) { $0 + containers.writableLayerSize($1) }
         let activeBytes = active.reduce(Int64(0)) { $0 + $1.size }
+        let volumeRows = try volumeUsage()
         return [
             DiskUsageRow(
                 type: "Images", total: images.count, active: active.count, size: imageBytes,
@@ -148,10 +153,39 @@ public final class Engine: Sendable {
             DiskUsageRow(
                 type: "Containers", total: containerRows.count, active: runningContainers.count, size: containerBytes,
                 reclaimable: containerBytes - runningContainers.reduce(0) { $0 + containers.writableLayerSize($1) }),
-            DiskUsageRow(type: "Local Volumes", total: 0, active: 0, size: 0, reclaimable: 0),
+            DiskUsageRow(
+                type: "Local Volumes", total: volumeRows.count, active: volumeRows.filter { !$0.users.isEmpty }.count,
+                size: volumeRows.reduce(0) { $0 + $1.size },
+                reclaimable: volumeRows.filter { $0.users.isEmpty }.reduce(0) { $0 + $1.size }),
             DiskUsageRow(type: "Build Cache", total: 0, active: 0, size: 0, reclaimable: 0),
         ]
     }
+}
+
+extension Engine {
+    /// Each volume's size and the names of the containers that use it (`system df -v`).
+    public func volumeUsage() throws -> [VolumeUsage] {
+        let names = Dictionary(
+            uniqueKeysWithValues: try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, name FROM containers").map {
+                    ($0["id"] as String, $0["name"] as String)
+                }
+            })
+        return try volumes.list().map { record, users in
+            VolumeUsage(
+                name: record.name, driver: record.driver, size: volumes.size(record.name),
+                users: users.compactMap { names[$0] })
+        }
+    }
+}
+
+/// One volume in `system df -v`.
+public struct VolumeUsage: Sendable {
+    public var name: String
+    public var driver: String
+    public var size: Int64
+    /// Names of the containers that use it.
+    public var users: [String]
 }
 
 /// One line of `system df`.

@@ -30,6 +30,9 @@ public struct SpecInput: Sendable {
     public var initBinary: String?
     /// Files the engine made for the container (hostname, hosts), bind-mounted read-write.
     public var etcFiles: [(destination: String, source: String)]
+    /// Volumes, binds and tmpfs mounts, destinations already resolved inside the root. They
+    /// replace a default mount at or below their destination, and an etc file at it.
+    public var mounts: [RuntimeSpec.Mount]
     /// A network namespace to join (nil: a new one, with loopback only).
     public var networkNamespace: String?
     public var annotations: [String: String]
@@ -56,6 +59,7 @@ public struct SpecInput: Sendable {
         cgroupsPath = ""
         initBinary = nil
         etcFiles = []
+        mounts = []
         networkNamespace = nil
         annotations = [:]
     }
@@ -140,7 +144,14 @@ public enum SpecBuilder {
             mounts.append(.init(destination: initPath, type: "bind", source: initBinary, options: ["rbind", "ro"]))
             args = [initPath, "--"] + args
         }
-        for file in input.etcFiles {
+        let userDestinations = input.mounts.map(\.destination)
+        func replaced(_ destination: String) -> Bool {
+            userDestinations.contains { destination == $0 || destination.hasPrefix($0 + "/") }
+        }
+        mounts.removeAll { replaced($0.destination) }
+        mounts += input.mounts
+        // The engine's etc files go on top (also of a volume on /etc), unless mounted over themselves.
+        for file in input.etcFiles where !userDestinations.contains(file.destination) {
             mounts.append(
                 .init(destination: file.destination, type: "bind", source: file.source, options: ["rbind", "rprivate"]))
         }

@@ -136,3 +136,19 @@ enum TreeCopy {
         }
     }
 }
+
+/// A volume's copy-up: what an image holds at a mount target, copied into a new, empty volume.
+public enum DirectoryCopy {
+    /// Copies the entries of the directory open at `source` into `destination` (an existing
+    /// directory) exactly as `TreeCopy` does, never following a symlink, then gives
+    /// `destination` the source's owner and mode.
+    public static func copyContents(of source: FileDescriptor, into destination: String) throws {
+        let base = "/proc/self/fd/\(source.rawValue)"
+        for (name, _) in try FileSystem.listDirectory(source).sorted(by: { $0.name < $1.name }) {
+            try TreeCopy.copy(from: "\(base)/\(name)", to: "\(destination)/\(name)")
+        }
+        let st = try Syscall.stat(fd: source.rawValue)
+        try Syscall.retrying("chown", destination) { atoll_lchownat(AT_FDCWD, destination, st.st_uid, st.st_gid) }
+        try Syscall.retrying("chmod", destination) { fchmodat(AT_FDCWD, destination, st.st_mode & 0o7777, 0) }
+    }
+}

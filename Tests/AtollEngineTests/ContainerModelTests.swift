@@ -1,3 +1,4 @@
+import AtollVolumes
 import Foundation
 import Testing
 
@@ -38,5 +39,21 @@ struct ContainerModelTests {
         state.startedAt = now.addingTimeInterval(-180)
         state.health = HealthState(status: .healthy)
         #expect(ContainerService.statusText(state, now: now) == "Up 3 minutes (healthy)")
+    }
+
+    @Test func settingsWrittenBeforeMountsExistedStillDecode() throws {
+        var settings = ContainerSettings()
+        settings.image = "busybox"
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(settings)) as! [String: Any]
+        json["mounts"] = nil
+        json["volumesFrom"] = nil
+        let old = try JSONSerialization.data(withJSONObject: json)
+        let decoded = try JSONDecoder().decode(ContainerSettings.self, from: old)
+        #expect(decoded == settings)
+        #expect(decoded.mounts.isEmpty)
+
+        settings.mounts = [try MountParser.volumeFlag("v1:/data")]
+        let roundTrip = try JSONDecoder().decode(ContainerSettings.self, from: JSONEncoder().encode(settings))
+        #expect(roundTrip.mounts == settings.mounts)
     }
 }

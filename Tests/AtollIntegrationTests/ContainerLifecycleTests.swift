@@ -216,7 +216,8 @@ import Testing
                         in: .whitespacesAndNewlines)) ?? 0) >= 1
             })
         // A user's stop is final, even with --restart always.
-        #expect(daemon.atoll(["stop", "-t", "1", "sick"]).status == 0)
+        let stop = daemon.atoll(["stop", "-t", "1", "sick"])
+        #expect(stop.status == 0, "\(stop.stderr)")
         usleep(500_000)
         #expect(daemon.atoll(["inspect", "-f", "{{.State.Status}}", "sick"]).stdout == "exited\n")
     }

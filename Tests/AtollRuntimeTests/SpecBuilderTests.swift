@@ -141,4 +141,25 @@ struct SignalsTests {
         #expect(RuntimeFailure(message: "exec: \"/etc\": permission denied").exitStatus == 126)
         #expect(RuntimeFailure(message: "cgroup trouble").exitStatus == 125)
     }
+
+    @Test func userMountsReplaceDefaultsAtOrBelowThemAndEtcFilesStayOnTop() throws {
+        var input = SpecInput(
+            rootfs: "/r", args: ["sh"], env: [], cwd: "/",
+            user: ResolvedUser(uid: 0, gid: 0, additionalGids: [], home: "/"),
+            hostname: "h")
+        input.etcFiles = [("/etc/hosts", "/b/hosts"), ("/etc/hostname", "/b/hostname")]
+        input.mounts = [
+            .init(destination: "/dev/shm", type: "tmpfs", source: "tmpfs", options: ["size=1m"]),
+            .init(destination: "/etc", type: "bind", source: "/v/_data", options: ["rbind", "rprivate"]),
+            .init(destination: "/etc/hostname", type: "bind", source: "/mine", options: ["rbind", "rprivate"]),
+        ]
+        let spec = try SpecBuilder.build(
+            input, hostLimit: { _ in .max }, hostCapabilities: Set(SecurityDefaults.allCapabilities))
+        let destinations = spec.mounts.map(\.destination)
+        #expect(destinations.filter { $0 == "/dev/shm" }.count == 1)
+        #expect(spec.mounts.first { $0.destination == "/dev/shm" }?.options == ["size=1m"])
+        // The engine's /etc/hosts goes above the /etc volume; the user's own /etc/hostname wins.
+        #expect(destinations.suffix(4) == ["/dev/shm", "/etc", "/etc/hostname", "/etc/hosts"])
+        #expect(spec.mounts.last { $0.destination == "/etc/hostname" }?.source == "/mine")
+    }
 }

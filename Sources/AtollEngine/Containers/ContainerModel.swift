@@ -1,4 +1,5 @@
 import AtollCore
+import AtollVolumes
 import Foundation
 import GRDB
 
@@ -34,8 +35,38 @@ public struct ContainerSettings: Codable, Sendable, Equatable {
     public var stopTimeout: Int32 = -1
     public var network = "none"
     public var health: HealthSettings?
+    /// Volumes, binds and tmpfs mounts; after `create`, resolved (volumes-from expanded, the
+    /// image's VOLUMEs added, anonymous volumes named).
+    @EmptyIfMissing public var mounts: [ContainerMount] = []
+    /// `--volumes-from CONTAINER[:ro|rw]`, as given.
+    @EmptyIfMissing public var volumesFrom: [String] = []
 
     public init() {}
+}
+
+/// A collection field that rows written before it existed lack: decoded as empty.
+@propertyWrapper
+public struct EmptyIfMissing<Value: Codable & Sendable & Equatable & RangeReplaceableCollection>: Codable, Sendable,
+    Equatable
+{
+    public var wrappedValue: Value
+
+    public init(wrappedValue: Value) { self.wrappedValue = wrappedValue }
+
+    public init(from decoder: any Decoder) throws {
+        wrappedValue = try decoder.singleValueContainer().decode(Value.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(wrappedValue)
+    }
+}
+
+extension KeyedDecodingContainer {
+    public func decode<Value>(_ type: EmptyIfMissing<Value>.Type, forKey key: Key) throws -> EmptyIfMissing<Value> {
+        try decodeIfPresent(type, forKey: key) ?? EmptyIfMissing(wrappedValue: Value())
+    }
 }
 
 /// `--health-*` flags; zero values keep the image's (or the default) value.

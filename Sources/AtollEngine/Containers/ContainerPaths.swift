@@ -25,31 +25,6 @@ public struct ContainerPaths: Sendable {
     public func log(_ id: String) -> String { "\(containers)/\(id)/container.log" }
 }
 
-/// Serializes operations on one container (start, stop, exit handling, remove) while letting
-/// different containers proceed in parallel.
-final class KeyedLocks: Sendable {
-    private let locks = NSLock()
-    nonisolated(unsafe) private var table: [String: (lock: NSLock, users: Int)] = [:]
-
-    func withLock<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
-        locks.lock()
-        var entry = table[key] ?? (NSLock(), 0)
-        entry.users += 1
-        table[key] = entry
-        locks.unlock()
-        entry.lock.lock()
-        defer {
-            entry.lock.unlock()
-            locks.lock()
-            if let current = table[key] {
-                if current.users <= 1 { table[key] = nil } else { table[key] = (current.lock, current.users - 1) }
-            }
-            locks.unlock()
-        }
-        return try body()
-    }
-}
-
 /// Tasks waiting for containers to stop. Each waiter is resumed exactly once: by `notify` or by
 /// its own timeout, whichever removes it from the table first.
 final class ExitWaiters: Sendable {

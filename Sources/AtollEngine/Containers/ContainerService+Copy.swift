@@ -1,5 +1,6 @@
 import AtollCore
 import AtollStorage
+import AtollVolumes
 import CAtollShim
 import Foundation
 import Glibc
@@ -11,8 +12,8 @@ extension ContainerService {
     /// container can point it at the host (CVE-2018-15664).
     public func copyOut(_ reference: String, path: String, to output: FileDescriptor) throws {
         let record = try lookup(reference)
-        try withRootfs(record) { rootfs in
-            let (parent, name) = try resolveParent(path, in: rootfs, container: record)
+        try withCopyRoot(record, path: path, writing: false) { root, path in
+            let (parent, name) = try resolveParent(path, in: root, container: record)
             try Layer.archive(entry: name, inDirectory: "/proc/self/fd/\(parent.rawValue)", to: output)
         }
     }
@@ -24,9 +25,42 @@ extension ContainerService {
         if record.settings.readOnly && record.state.status.isActive {
             throw AtollError.failedPrecondition("container \"\(record.name)\" has a read-only root file system")
         }
-        try withRootfs(record) { rootfs in
-            let directory = try resolveDirectory(path, in: rootfs, container: record)
+        try withCopyRoot(record, path: path, writing: true) { root, path in
+            let directory = try resolveDirectory(path, in: root, container: record)
             try Layer.apply(from: input, toDirectory: "/proc/self/fd/\(directory.rawValue)", whiteouts: .plain)
+        }
+    }
+
+    /// Runs `body` with the tree that holds `path` in the container and the path relative to it:
+    /// the volume or bind source for a path at or below a mount target (atolld does not see the
+    /// container's mounts in its own namespace), else the root file system.
+    private func withCopyRoot<T>(
+        _ record: ContainerRecord, path: String, writing: Bool, _ body: (String, String) throws -> T
+    ) throws -> T {
+        var components: [Substring] = []
+        for component in path.split(separator: "/") where component != "." {
+            if component == ".." { _ = components.popLast() } else { components.append(component) }
+        }
+        let clean = "/" + components.joined(separator: "/")
+        let mount = record.settings.mounts.filter { clean == $0.target || clean.hasPrefix($0.target + "/") }
+            .max { $0.target.count < $1.target.count }
+        guard let mount else { return try withRootfs(record) { try body($0, path) } }
+        let rest = String(clean.dropFirst(mount.target.count))
+        if writing && mount.readOnly {
+            throw AtollError.failedPrecondition(
+                "cannot copy into \(mount.target) of container \(record.name): it is mounted read-only")
+        }
+        switch mount.kind {
+        case .tmpfs:
+            throw AtollError.failedPrecondition(
+                "cannot copy to or from \(mount.target) of container \(record.name): a tmpfs mount exists only inside the container"
+            )
+        case .bind:
+            return try body(mount.source, rest.isEmpty ? "." : rest)
+        case .volume:
+            return try volumes.withActivated(mount.source) {
+                try body(volumes.dataPath(mount.source), rest.isEmpty ? "." : rest)
+            }
         }
     }
 

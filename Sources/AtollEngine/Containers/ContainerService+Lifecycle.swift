@@ -37,6 +37,15 @@ extension ContainerService {
     /// reboot), finishes interrupted removals, and brings back containers whose policy says so.
     /// Then follows exits for the daemon's lifetime.
     public func recover() throws {
+        // Volumes first learn who holds them, so that exits handled below let go of them properly
+        // (a volume file system stays mounted while any container still runs with it).
+        var volumeUsers: [String: Set<String>] = [:]
+        for record in try database.read({ db in try ContainerRecord.fetchAll(db) }) where record.state.status.isActive {
+            for mount in record.settings.mounts where mount.kind == .volume {
+                volumeUsers[mount.source, default: []].insert(record.id)
+            }
+        }
+        volumes.reconcileMounts(activeUsers: volumeUsers)
         let watcher = try ExitWatcher(directory: paths.exits) { [self] id, code, when in
             handleExit(id, code: code, at: when)
         }
@@ -121,8 +130,15 @@ extension ContainerService {
 
     func scheduleRestart(_ id: String, attempt: Int) {
         var delay = Duration.milliseconds(100)
+        var scheduled = false
         locks.withLock(id) {
-            guard var record = try? fetch(id) else { return }
+            // The exit handler decides outside the lock: a user's stop (or a removal, or a start)
+            // may have come in between, and wins.
+            guard var record = try? fetch(id), !record.state.stoppedByUser,
+                record.state.status == .exited || record.state.status == .restarting
+                    || record.state.status == .created || record.state.status == .dead
+            else { return }
+            scheduled = true
             let ranLong =
                 record.state.startedAt.map { start in
                     (record.state.finishedAt ?? Date()).timeIntervalSince(start) > 10
@@ -132,12 +148,14 @@ extension ContainerService {
             record.state.status = .restarting
             try? save(record)
         }
+        guard scheduled else { return }
         let task = Task.detached { [self] in
             try? await Task.sleep(for: delay)
             guard !Task.isCancelled else { return }
             do {
                 try locks.withLock(id) {
-                    guard var record = try fetch(id), record.state.status == .restarting else { return }
+                    guard var record = try fetch(id), record.state.status == .restarting, !record.state.stoppedByUser
+                    else { return }
                     record.state.restartCount += 1
                     _ = try launch(&record, attach: false)
                 }

@@ -129,7 +129,9 @@ extension ContainerService {
             "Id": record.id, "Created": time(created), "Path": args.first ?? "", "Args": Array(args.dropFirst()),
             "State": stateDocument, "Image": record.imageID, "Name": "/\(record.name)",
             "RestartCount": state.restartCount, "Driver": snapshotter.driverName, "LogPath": paths.log(record.id),
+            "Mounts": inspectMounts(record),
             "HostConfig": [
+                "VolumesFrom": settings.volumesFrom,
                 "Runtime": state.runtime.isEmpty ? settings.runtime : state.runtime,
                 "RestartPolicy": [
                     "Name": settings.restartPolicy.mode.rawValue,
@@ -151,6 +153,7 @@ extension ContainerService {
                 "WorkingDir": settings.workdir.isEmpty ? image?.workingDir ?? "" : settings.workdir,
                 "Labels": (image?.labels ?? [:]).merging(settings.labels) { $1 }, "Tty": settings.tty,
                 "OpenStdin": settings.openStdin,
+                "Volumes": (image?.volumes ?? [:]).mapValues { _ in [String: Any]() },
                 "StopSignal": settings.stopSignal.isEmpty ? image?.stopSignal ?? "SIGTERM" : settings.stopSignal,
             ] as [String: Any],
         ]

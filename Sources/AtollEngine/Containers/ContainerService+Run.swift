@@ -28,7 +28,7 @@ extension ContainerService {
             return try startLocked(record, attach: attach, consoleSize: consoleSize)
         } catch let error as ContainerStartError {
             // A container run with --rm that never ran goes too, as in Docker.
-            if record.settings.autoRemove { try? removeStopped(record.id) }
+            if record.settings.autoRemove { try? removeStopped(record.id, volumes: true) }
             throw error
         }
     }
@@ -86,7 +86,13 @@ extension ContainerService {
             let rootfs = paths.rootfs(id)
             try Mount.unmountAll(at: rootfs)
             for mount in try snapshotter.mounts(record.snapshotKey) { try mount.mount(at: rootfs) }
-            var spec = try makeSpec(for: record, rootfs: rootfs)
+            let mounts: [RuntimeSpec.Mount]
+            do {
+                mounts = try prepareMounts(record, rootfs: rootfs)
+            } catch {
+                throw ContainerStartError(message: "cannot start container \(record.name): \(error)", exitStatus: 125)
+            }
+            var spec = try makeSpec(for: record, rootfs: rootfs, mounts: mounts)
             if record.settings.tty, let consoleSize {
                 spec.process.consoleSize = .init(height: consoleSize.rows, width: consoleSize.columns)
             }
@@ -112,6 +118,7 @@ extension ContainerService {
             try? runtime?.delete(id, force: true)
             try? Mount.unmountAll(at: paths.rootfs(id))
             unlink("\(paths.sockets)/\(Conmon.handle(id))")
+            deactivateVolumes(record)
             let failure =
                 error as? ContainerStartError
                 ?? ContainerStartError(message: "cannot start container \(record.name): \(error)", exitStatus: 125)
@@ -143,7 +150,7 @@ extension ContainerService {
     }
 
     /// Merges the settings with the image's config as Docker does and builds the runtime spec.
-    func makeSpec(for record: ContainerRecord, rootfs: String) throws -> RuntimeSpec {
+    func makeSpec(for record: ContainerRecord, rootfs: String, mounts: [RuntimeSpec.Mount]) throws -> RuntimeSpec {
         let settings = record.settings
         let image = try imageConfig(record)
         let entrypoint = settings.entrypoint ?? image.entrypoint ?? []
@@ -207,6 +214,7 @@ extension ContainerService {
             input.initBinary = initBinary
         }
         input.etcFiles = [("/etc/hostname", "\(bundle)/hostname"), ("/etc/hosts", "\(bundle)/hosts")]
+        input.mounts = mounts
         input.annotations = ["org.atoll.container.name": record.name]
         return try SpecBuilder.build(input)
     }
@@ -255,7 +263,9 @@ extension ContainerService {
                 exits.append((id, code))
                 if exits.count > 256 { exits.removeFirst(exits.count - 256) }
             }
-            do { try removeStopped(id) } catch { logger.error("removing container \(id) (--rm) failed: \(error)") }
+            do { try removeStopped(id, volumes: true) } catch {
+                logger.error("removing container \(id) (--rm) failed: \(error)")
+            }
             return
         }
         waiters.notify(id)
@@ -300,7 +310,10 @@ extension ContainerService {
         do {
             try await kill(id, signal: signal, byUser: true)
         } catch {
-            if let current = try fetch(id), current.state.status.isActive { throw error }
+            // The process may be gone with its exit not handled yet (the runtime then refuses the
+            // signal): give the exit handler a moment before calling it a failure.
+            if await waitUntilStopped(id, timeout: .seconds(5)) { return }
+            throw error
         }
     }
 

@@ -3,6 +3,7 @@ import AtollImages
 import AtollOCI
 import AtollRuntime
 import AtollStorage
+import AtollVolumes
 import Foundation
 import GRDB
 import Logging
@@ -15,6 +16,7 @@ import Synchronization
 public final class ContainerService: Sendable {
     let database: DatabasePool
     let images: ImageService
+    let volumes: VolumeService
     let snapshotter: any Snapshotter
     public let paths: ContainerPaths
     let runtimes: @Sendable () -> [RuntimeStatus]
@@ -27,11 +29,12 @@ public final class ContainerService: Sendable {
     let logger = Logger(label: "atoll.containers")
 
     init(
-        database: DatabasePool, images: ImageService, snapshotter: any Snapshotter, paths: ContainerPaths,
-        runtimes: @escaping @Sendable () -> [RuntimeStatus]
+        database: DatabasePool, images: ImageService, volumes: VolumeService, snapshotter: any Snapshotter,
+        paths: ContainerPaths, runtimes: @escaping @Sendable () -> [RuntimeStatus]
     ) throws {
         self.database = database
         self.images = images
+        self.volumes = volumes
         self.snapshotter = snapshotter
         self.paths = paths
         self.runtimes = runtimes
@@ -92,6 +95,10 @@ public final class ContainerService: Sendable {
                 "the container name \"/\(name)\" is already in use by container \(existing.id): remove or rename that container to reuse the name"
             )
         }
+        let imageConfig = try images.manifestAndConfig(of: image).1.config ?? ImageConfig.Config()
+        settings.mounts = try resolveMounts(settings, image: imageConfig)
+        let (mounts, createdVolumes) = try createVolumes(for: settings.mounts)
+        settings.mounts = mounts
         let record = ContainerRecord(
             id: id, name: name, imageID: image.id, created: Int64(Date().timeIntervalSince1970 * 1e9),
             settings: settings, state: ContainerState())
@@ -102,12 +109,19 @@ public final class ContainerService: Sendable {
             _ = try snapshotter.prepare(
                 record.snapshotKey, parent: image.topChainID.isEmpty ? nil : image.topChainID,
                 labels: ["atoll.container": id])
-            try database.write { db in try record.insert(db) }
+            try database.write { db in
+                try record.insert(db)
+                for user in Self.volumeUsers(record) { try user.insert(db) }
+            }
         } catch {
             try? snapshotter.remove(record.snapshotKey)
             try? FileSystem.removeTree(bundle)
+            removeVolumes(createdVolumes)
             if let databaseError = error as? DatabaseError, databaseError.resultCode == .SQLITE_CONSTRAINT {
-                throw AtollError.alreadyExists("the container name \"/\(name)\" is already in use")
+                if try database.read({ db in try ContainerRecord.filter(Column("name") == name).fetchCount(db) }) > 0 {
+                    throw AtollError.alreadyExists("the container name \"/\(name)\" is already in use")
+                }
+                throw AtollError.failedPrecondition("a volume of container \(name) was removed while it was created")
             }
             throw error
         }
@@ -202,7 +216,7 @@ public final class ContainerService: Sendable {
 
     /// Removes a stopped container (with `force`, kills a running one first): its runtime state,
     /// cgroup, rootfs mount, snapshot, bundle directory and row.
-    public func remove(_ reference: String, force: Bool) async throws {
+    public func remove(_ reference: String, force: Bool, volumes removeVolumes: Bool = false) async throws {
         let record = try lookup(reference)
         if record.state.status.isActive || record.state.status == .restarting {
             guard force else {
@@ -216,16 +230,17 @@ public final class ContainerService: Sendable {
                 logger.warning("container \(record.id) did not report its exit after SIGKILL; removing it anyway")
             }
         }
-        try await BlockingWork.run { try self.removeStopped(record.id, force: force) }
+        try await BlockingWork.run { try self.removeStopped(record.id, force: force, volumes: removeVolumes) }
     }
 
     /// Removes a container that is not running. Without `force`, one that started meanwhile is
     /// refused (the check is under the container's lock). A removal that fails half-way leaves
-    /// the container `dead`, for `rm -f` to finish.
-    func removeStopped(_ id: String, force: Bool = true) throws {
+    /// the container `dead`, for `rm -f` to finish. With `volumes`, its anonymous volumes go
+    /// too (those another container also uses stay).
+    func removeStopped(_ id: String, force: Bool = true, volumes removeVolumes: Bool = false) throws {
         defer { waiters.notify(id) }
-        try locks.withLock(id) {
-            guard var record = try fetch(id) else { return }
+        let removed = try locks.withLock(id) { () throws -> ContainerRecord? in
+            guard var record = try fetch(id) else { return nil }
             if !force && (record.state.status.isActive || record.state.status == .restarting) {
                 throw AtollError.failedPrecondition(
                     "cannot remove container \"\(record.name)\": it is \(record.state.status.rawValue); stop it first or use rm -f"
@@ -233,6 +248,7 @@ public final class ContainerService: Sendable {
             }
             cancelRestart(id)
             background.cancelHealth(id)
+            let removing = record
             record.state.status = .removing
             try save(record)
             do {
@@ -246,7 +262,13 @@ public final class ContainerService: Sendable {
                 try? save(record)
                 throw error
             }
+            return removing
         }
+        guard let removed, removeVolumes else { return }
+        let anonymous = removed.settings.mounts.filter { $0.kind == .volume }.compactMap { mount in
+            (try? volumes.get(mount.source))?.anonymous == true ? mount.source : nil
+        }
+        self.removeVolumes(anonymous)
     }
 
     /// Undoes what `start` set up: the runtime's container (and cgroup), the rootfs mount, the
@@ -258,6 +280,7 @@ public final class ContainerService: Sendable {
         }
         try Mount.unmountAll(at: paths.rootfs(record.id))
         unlink("\(paths.sockets)/\(Conmon.handle(record.id))")
+        deactivateVolumes(record)
     }
 
     /// Renames a container; the new name must be free.
