@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Layer 0: the little C the platform needs, and system libraries.
@@ -64,9 +66,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "AtollRegistry",
+            dependencies: [
+                "AtollCore", "AtollOCI", "AtollStorage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .target(
             name: "AtollEngine",
             dependencies: [
-                "AtollCore", "AtollOCI", "AtollStorage", "AtollImages", "AtollRuntime", "AtollVolumes",
+                "AtollCore", "AtollOCI", "AtollStorage", "AtollImages", "AtollRuntime", "AtollVolumes", "AtollRegistry",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -84,7 +96,7 @@ let package = Package(
         .target(
             name: "AtollDaemon",
             dependencies: [
-                "AtollCore", "AtollEngine", "AtollRuntime", "AtollVolumes", "AtollAPI",
+                "AtollCore", "AtollEngine", "AtollRuntime", "AtollVolumes", "AtollRegistry", "AtollAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),

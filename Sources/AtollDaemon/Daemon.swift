@@ -1,6 +1,7 @@
 import AtollAPI
 import AtollCore
 import AtollEngine
+import AtollRegistry
 import Dispatch
 import Foundation
 import GRPCCore
@@ -14,6 +15,8 @@ public struct DaemonOptions: Sendable {
     public var socket: String
     public var storageDriver: String?
     public var runDirectory: String
+    /// HOST:PORT for the embedded registry (nil: none).
+    public var registryAddress: String?
 
     public init(root: String, socket: String, storageDriver: String?, runDirectory: String) {
         self.root = root
@@ -78,6 +81,8 @@ public enum Daemon {
             return source
         }
         defer { signals.forEach { $0.cancel() } }
+        let registry = try await startRegistry(options.registryAddress, engine: engine, logger: logger)
+        defer { registry?.cancel() }
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await server.serve() }
@@ -95,6 +100,52 @@ public enum Daemon {
         }
         unlink(options.socket)
         logger.info("atolld stopped")
+    }
+
+    /// Starts the embedded registry on `address` and waits until it listens (or failed to).
+    static func startRegistry(_ address: String?, engine: Engine, logger: Logger) async throws -> Task<Void, Never>? {
+        guard let address else { return nil }
+        let (host, port) = try parseHostPort(address)
+        let (events, continuation) = AsyncStream<Result<Int, any Error>>.makeStream()
+        let server = RegistryServer(store: engine.registry)
+        let task = Task {
+            do {
+                try await server.run(host: host, port: port) { continuation.yield(.success($0)) }
+            } catch {
+                continuation.yield(.failure(error))
+            }
+            continuation.finish()
+        }
+        for await event in events {
+            switch event {
+            case .success(let bound):
+                logger.info("registry serving the distribution API on http://\(host):\(bound)/v2/")
+                if !["127.0.0.1", "::1", "localhost"].contains(host) {
+                    logger.warning(
+                        "the registry has no authentication yet: anyone who reaches \(host):\(bound) can push and delete"
+                    )
+                }
+                return task
+            case .failure(let error):
+                throw AtollError(.unavailable, "cannot serve the registry on \(address)", cause: error)
+            }
+        }
+        throw AtollError(.unavailable, "the registry on \(address) stopped before it listened")
+    }
+
+    /// "HOST:PORT" or "[IPv6]:PORT".
+    static func parseHostPort(_ address: String) throws -> (String, Int) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw AtollError.invalidArgument("invalid --registry-addr \"\(address)\": want HOST:PORT")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else {
+            throw AtollError.invalidArgument("invalid --registry-addr \"\(address)\": the host is missing")
+        }
+        return (host, port)
     }
 
     /// Makes sure no live daemon answers on `path` (the transport would silently replace its

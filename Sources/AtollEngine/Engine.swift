@@ -1,6 +1,7 @@
 import AtollCore
 import AtollImages
 import AtollOCI
+import AtollRegistry
 import AtollStorage
 import AtollVolumes
 import Foundation
@@ -34,6 +35,7 @@ public final class Engine: Sendable {
     public let images: ImageService
     public let containers: ContainerService
     public let volumes: VolumeService
+    public let registry: RegistryStore
     public let host: HostFacts
     private let runtimeCache = RuntimeCache()
     private let logger = Logger(label: "atoll.engine")
@@ -49,15 +51,20 @@ public final class Engine: Sendable {
             ImageService.registerMigrations(&migrator)
             ContainerService.registerMigrations(&migrator)
             VolumeService.registerMigrations(&migrator)
+            RegistryStore.registerMigrations(&migrator)
         }
         content = try ContentStore(root: "\(root)/content")
         snapshotter = try Self.openSnapshotter(root: root, requested: configuration.storageDriver, logger: logger)
         let removed = try snapshotter.cleanup()
         if removed > 0 { logger.info("removed \(removed) snapshot directories left by an interrupted operation") }
         let database = self.database
-        images = ImageService(database: database, content: content, snapshotter: snapshotter) { db, imageID in
-            (try? ContainerRecord.filter(Column("image_id") == imageID).fetchCount(db)) ?? 0
-        }
+        images = ImageService(
+            database: database, content: content, snapshotter: snapshotter,
+            containersUsing: { db, imageID in
+                (try? ContainerRecord.filter(Column("image_id") == imageID).fetchCount(db)) ?? 0
+            },
+            extraRoots: { db in try RegistryStore.roots(db) })
+        registry = RegistryStore(database: database, content: content, collectionLock: images.contentLock)
         host = HostFacts.read()
         let runtimeCache = self.runtimeCache
         let runDirectory = configuration.runDirectory

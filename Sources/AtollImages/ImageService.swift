@@ -14,17 +14,22 @@ public final class ImageService: Sendable {
     let snapshotter: any Snapshotter
     let platform: Platform
     let limits: LayerLimits
-    /// Loads and imports hold it for reading; garbage collection holds it for writing.
-    let contentLock = ReadWriteLock()
+    /// Loads and imports hold it for reading; garbage collection holds it for writing. Others
+    /// that add blobs and their references (the registry) hold it for reading too.
+    public let contentLock = ReadWriteLock()
     /// How many containers use an image (by image ID); containers plug in here.
     let usage: @Sendable (Database, String) -> Int
+    /// Blobs others reference (the registry's repositories): never collected.
+    let extraRoots: @Sendable (Database) throws -> Set<Digest>
     let logger = Logger(label: "atoll.images")
 
     public init(
         database: DatabasePool, content: ContentStore, snapshotter: any Snapshotter,
         platform: Platform = .host, limits: LayerLimits = .default,
-        containersUsing usage: @escaping @Sendable (Database, String) -> Int = { _, _ in 0 }
+        containersUsing usage: @escaping @Sendable (Database, String) -> Int = { _, _ in 0 },
+        extraRoots: @escaping @Sendable (Database) throws -> Set<Digest> = { _ in [] }
     ) {
+        self.extraRoots = extraRoots
         self.database = database
         self.content = content
         self.snapshotter = snapshotter
@@ -250,9 +255,14 @@ public final class ImageService: Sendable {
     /// read aborts the collection: skipping it would delete a live image's layers.
     private func collectGarbageLocked() throws -> Int64 {
         var keepBlobs = Set<Digest>()
-        let (images, chains) = try database.read { db in
-            (try ImageRecord.fetchAll(db), try String.fetchAll(db, sql: "SELECT DISTINCT chain_id FROM image_layers"))
+        let (images, chains, roots) = try database.read { db in
+            (
+                try ImageRecord.fetchAll(db),
+                try String.fetchAll(db, sql: "SELECT DISTINCT chain_id FROM image_layers"),
+                try extraRoots(db)
+            )
         }
+        keepBlobs.formUnion(roots)
         let keepChains = Set(chains)
         for image in images {
             let manifest: ImageManifest

@@ -364,6 +364,14 @@ public final class ContentWriter: @unchecked Sendable {
     /// throws `dataLoss` naming expected and actual values, and removes the temporary file.
     @discardableResult
     public func commit() throws -> ContentDescriptor {
+        try commit(verifying: expected)
+    }
+
+    /// Commits, checking the digest against `digest` (known only at the end of an upload whose
+    /// client names it last) as well as against `expected`.
+    @discardableResult
+    public func commit(verifying digest: Digest?) throws -> ContentDescriptor {
+        let wanted = digest
         lock.lock()
         guard phase == .open, let file else {
             lock.unlock()
@@ -378,8 +386,8 @@ public final class ContentWriter: @unchecked Sendable {
                 throw AtollError.dataLoss(
                     "size mismatch for blob \(subject): expected \(expectedSize) bytes, got \(size)")
             }
-            if let expected, digest != expected {
-                throw AtollError.dataLoss("digest mismatch: expected \(expected), got \(digest) (\(size) bytes)")
+            for wanted in [expected, wanted].compactMap({ $0 }) where digest != wanted {
+                throw AtollError.dataLoss("digest mismatch: expected \(wanted), got \(digest) (\(size) bytes)")
             }
             do {
                 try Syscall.retrying("fchmod", temporaryPath) { fchmod(file.rawValue, 0o444) }

@@ -8,7 +8,7 @@ import Foundation
 struct AtollDaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atolld",
-        abstract: "The Atoll engine: images, layers and storage on this host, served over gRPC.",
+        abstract: "The Atoll engine: images, containers, volumes and storage on this host, served over gRPC.",
         version: AtollVersion.version)
 
     @Option(help: "Root of persistent state.")
@@ -23,14 +23,21 @@ struct AtollDaemonCommand: AsyncParsableCommand {
     @Option(name: .customLong("storage-driver"), help: "overlay or native (default: overlay where it works).")
     var storageDriver: String?
 
+    @Option(
+        name: .customLong("registry-addr"),
+        help: "Serve the OCI distribution API (plain HTTP) on HOST:PORT from this host's content store.")
+    var registryAddress: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
     func run() async throws {
         do {
             AtollLogging.bootstrap(level: try AtollLogging.level(named: logLevel))
-            try await Daemon.run(
-                DaemonOptions(root: root, socket: socket, storageDriver: storageDriver, runDirectory: execRoot))
+            var options = DaemonOptions(
+                root: root, socket: socket, storageDriver: storageDriver, runDirectory: execRoot)
+            options.registryAddress = registryAddress
+            try await Daemon.run(options)
         } catch {
             FileHandle.standardError.write(Data("atolld: \(error)\n".utf8))
             throw ExitCode.failure

@@ -10,6 +10,7 @@ final class DaemonFixture: @unchecked Sendable {
     let runDirectory: String
     private(set) var process: Process?
     private let storageDriver: String?
+    private let extraArguments: [String]
 
     static let packageRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
@@ -22,7 +23,8 @@ final class DaemonFixture: @unchecked Sendable {
         return "\(packageRoot)/.build/debug"
     }()
 
-    init(storageDriver: String? = nil, start: Bool = true) throws {
+    init(storageDriver: String? = nil, extraArguments: [String] = [], start: Bool = true) throws {
+        self.extraArguments = extraArguments
         directory = "/tmp/atoll-it-\(UUID().uuidString.prefix(8).lowercased())"
         root = "\(directory)/root"
         runDirectory = "\(directory)/run"
@@ -38,7 +40,7 @@ final class DaemonFixture: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "\(Self.binDirectory)/atolld")
         var arguments = ["--root", root, "--socket", socket, "--exec-root", runDirectory, "--log-level", "debug"]
         if let storageDriver { arguments += ["--storage-driver", storageDriver] }
-        process.arguments = arguments
+        process.arguments = arguments + extraArguments
         let logPath = "\(directory)/atolld.log"
         if !FileManager.default.fileExists(atPath: logPath) {
             FileManager.default.createFile(atPath: logPath, contents: nil)
