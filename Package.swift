@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Layer 0: the little C the platform needs, and system libraries.
@@ -54,6 +55,7 @@ let package = Package(
                 "AtollCore", "AtollOCI", "AtollStorage", "CArchive",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .target(name: "AtollRuntime", dependencies: ["AtollCore", "CAtollShim"]),
@@ -96,7 +98,8 @@ let package = Package(
         .target(
             name: "AtollDaemon",
             dependencies: [
-                "AtollCore", "AtollEngine", "AtollRuntime", "AtollVolumes", "AtollRegistry", "AtollAPI",
+                "AtollCore", "AtollOCI", "AtollImages", "AtollEngine", "AtollRuntime", "AtollVolumes", "AtollRegistry",
+                "AtollAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),

@@ -124,6 +124,19 @@ public enum Atoll_Engine_V1_Images: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Pull" metadata.
+        public enum Pull: Sendable {
+            /// Request type for "Pull".
+            public typealias Input = Atoll_Engine_V1_PullRequest
+            /// Response type for "Pull".
+            public typealias Output = Atoll_Engine_V1_PullProgress
+            /// Descriptor for "Pull".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.engine.v1.Images"),
+                method: "Pull",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "atoll.engine.v1.Images" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ImportRootfs.descriptor,
@@ -133,7 +146,8 @@ public enum Atoll_Engine_V1_Images: Sendable {
             Inspect.descriptor,
             Tag.descriptor,
             Remove.descriptor,
-            Prune.descriptor
+            Prune.descriptor,
+            Pull.descriptor
         ]
     }
 }
@@ -289,6 +303,25 @@ extension Atoll_Engine_V1_Images {
             request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_PruneImagesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PruneImagesResponse>
+
+        /// Handle the "Pull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Fetches an image from a registry into the content store (what is there already is not
+        /// > fetched again), then unpacks and names it; progress streams back as it goes.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Atoll_Engine_V1_PullRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Engine_V1_PullProgress` messages.
+        func pull(
+            request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_PullRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>
     }
 
     /// Service protocol for the "atoll.engine.v1.Images" service.
@@ -428,6 +461,25 @@ extension Atoll_Engine_V1_Images {
             request: GRPCCore.ServerRequest<Atoll_Engine_V1_PruneImagesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Atoll_Engine_V1_PruneImagesResponse>
+
+        /// Handle the "Pull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Fetches an image from a registry into the content store (what is there already is not
+        /// > fetched again), then unpacks and names it; progress streams back as it goes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_PullRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Engine_V1_PullProgress` messages.
+        func pull(
+            request: GRPCCore.ServerRequest<Atoll_Engine_V1_PullRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>
     }
 
     /// Simple service protocol for the "atoll.engine.v1.Images" service.
@@ -566,6 +618,26 @@ extension Atoll_Engine_V1_Images {
             request: Atoll_Engine_V1_PruneImagesRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Atoll_Engine_V1_PruneImagesResponse
+
+        /// Handle the "Pull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Fetches an image from a registry into the content store (what is there already is not
+        /// > fetched again), then unpacks and names it; progress streams back as it goes.
+        ///
+        /// - Parameters:
+        ///   - request: A `Atoll_Engine_V1_PullRequest` message.
+        ///   - response: A response stream of `Atoll_Engine_V1_PullProgress` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func pull(
+            request: Atoll_Engine_V1_PullRequest,
+            response: GRPCCore.RPCWriter<Atoll_Engine_V1_PullProgress>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -656,6 +728,17 @@ extension Atoll_Engine_V1_Images.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PruneImagesResponse>(),
             handler: { request, context in
                 try await self.prune(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Atoll_Engine_V1_Images.Method.Pull.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_PullRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PullProgress>(),
+            handler: { request, context in
+                try await self.pull(
                     request: request,
                     context: context
                 )
@@ -753,6 +836,17 @@ extension Atoll_Engine_V1_Images.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func pull(
+        request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_PullRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress> {
+        let response = try await self.pull(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -864,6 +958,23 @@ extension Atoll_Engine_V1_Images.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func pull(
+        request: GRPCCore.ServerRequest<Atoll_Engine_V1_PullRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress> {
+        return GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>(
+            metadata: [:],
+            producer: { writer in
+                try await self.pull(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -1045,6 +1156,30 @@ extension Atoll_Engine_V1_Images {
             deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_PruneImagesResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Engine_V1_PruneImagesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Pull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Fetches an image from a registry into the content store (what is there already is not
+        /// > fetched again), then unpacks and names it; progress streams back as it goes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_PullRequest` message.
+        ///   - serializer: A serializer for `Atoll_Engine_V1_PullRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Engine_V1_PullProgress` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func pull<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Engine_V1_PullRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Engine_V1_PullRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_PullProgress>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1319,6 +1454,39 @@ extension Atoll_Engine_V1_Images {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Pull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Fetches an image from a registry into the content store (what is there already is not
+        /// > fetched again), then unpacks and names it; progress streams back as it goes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_PullRequest` message.
+        ///   - serializer: A serializer for `Atoll_Engine_V1_PullRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Engine_V1_PullProgress` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func pull<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Engine_V1_PullRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Engine_V1_PullRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_PullProgress>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Atoll_Engine_V1_Images.Method.Pull.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1532,6 +1700,34 @@ extension Atoll_Engine_V1_Images.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PruneImagesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_PruneImagesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Pull" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Fetches an image from a registry into the content store (what is there already is not
+    /// > fetched again), then unpacks and names it; progress streams back as it goes.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Atoll_Engine_V1_PullRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func pull<Result>(
+        request: GRPCCore.ClientRequest<Atoll_Engine_V1_PullRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.pull(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PullRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_PullProgress>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1781,6 +1977,38 @@ extension Atoll_Engine_V1_Images.ClientProtocol {
             metadata: metadata
         )
         return try await self.prune(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Pull" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Fetches an image from a registry into the content store (what is there already is not
+    /// > fetched again), then unpacks and names it; progress streams back as it goes.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func pull<Result>(
+        _ message: Atoll_Engine_V1_PullRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Atoll_Engine_V1_PullRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.pull(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -16,7 +16,7 @@ public struct Atoll: AsyncParsableCommand {
         version: AtollVersion.version,
         subcommands: [
             VersionCommand.self, InfoCommand.self, ImagesCommand.self, ImageCommand.self, ImportCommand.self,
-            LoadCommand.self, SaveCommand.self, TagCommand.self, RmiCommand.self, SystemCommand.self,
+            LoadCommand.self, SaveCommand.self, TagCommand.self, RmiCommand.self, PullCommand.self, SystemCommand.self,
             RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
             KillCommand.self, PauseCommand.self, UnpauseCommand.self, RmCommand.self, PsCommand.self,
             InspectCommand.self, LogsCommand.self, WaitCommand.self, ExecCommand.self, AttachCommand.self,
@@ -69,7 +69,9 @@ public struct Atoll: AsyncParsableCommand {
     static func describe(_ error: any Error) -> String {
         switch error {
         case let error as RPCError:
-            if error.code == .unavailable {
+            if error.code == .unavailable,
+                error.metadata[stringValues: "atoll-error"].first(where: { _ in true }) == nil
+            {
                 return "lost the connection to atolld at \(GlobalOptions.host): \(error.message)"
             }
             return error.message

@@ -41,6 +41,6 @@ struct ImageCommand: AsyncParsableCommand {
         commandName: "image", abstract: "Manage images.",
         subcommands: [
             ImageListCommand.self, ImageInspectCommand.self, TagCommand.self, ImageRemoveCommand.self,
-            ImagePruneCommand.self, ImportCommand.self, LoadCommand.self, SaveCommand.self,
+            ImagePruneCommand.self, ImportCommand.self, LoadCommand.self, SaveCommand.self, PullCommand.self,
         ])
 }

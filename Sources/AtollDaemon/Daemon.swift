@@ -1,6 +1,7 @@
 import AtollAPI
 import AtollCore
 import AtollEngine
+import AtollImages
 import AtollRegistry
 import Dispatch
 import Foundation
@@ -17,6 +18,8 @@ public struct DaemonOptions: Sendable {
     public var runDirectory: String
     /// HOST:PORT for the embedded registry (nil: none).
     public var registryAddress: String?
+    /// Registries pulled from over plain HTTP (loopback ones always are).
+    public var insecureRegistries: [String] = []
 
     public init(root: String, socket: String, storageDriver: String?, runDirectory: String) {
         self.root = root
@@ -66,7 +69,9 @@ public enum Daemon {
         let server = GRPCServer(
             transport: transport,
             services: [
-                SystemService(engine: engine, socketPath: options.socket), ImagesService(engine: engine),
+                SystemService(engine: engine, socketPath: options.socket),
+                ImagesService(
+                    engine: engine, registries: RegistryAccess(insecureRegistries: Set(options.insecureRegistries))),
                 ContainersService(engine: engine), VolumesService(engine: engine),
             ])
 

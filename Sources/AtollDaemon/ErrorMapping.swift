@@ -21,6 +21,9 @@ extension AtollError: RPCErrorConvertible {
     }
 
     public var rpcErrorMessage: String { description }
+    /// Marks the engine's own errors, so that the CLI does not take an "unavailable" one (a
+    /// registry that cannot be reached) for a lost connection to atolld.
+    public var rpcErrorMetadata: Metadata { ["atoll-error": "\(code)"] }
 }
 
 extension SystemCallError: RPCErrorConvertible {

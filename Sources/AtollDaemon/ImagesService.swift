@@ -5,11 +5,35 @@ import AtollImages
 import AtollOCI
 import Foundation
 import GRPCCore
+import Synchronization
 
 /// The Images service: a thin adapter that decodes, calls the engine's ImageService off the
 /// async pool, and encodes.
 struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
     let engine: Engine
+    var registries = RegistryAccess()
+
+    func pull(
+        request: Atoll_Engine_V1_PullRequest, response: RPCWriter<Atoll_Engine_V1_PullProgress>, context: ServerContext
+    ) async throws {
+        let platform = try request.platform.isEmpty ? nil : Platform(parsing: request.platform)
+        let credentials =
+            request.username.isEmpty ? nil : RegistryCredentials(username: request.username, password: request.password)
+        let (events, continuation) = AsyncStream<Atoll_Engine_V1_PullProgress>.makeStream()
+        let throttle = ProgressThrottle()
+        let images = engine.images
+        let registries = self.registries
+        let pulling = Task {
+            defer { continuation.finish() }
+            return try await images.pull(
+                request.reference, platform: platform, access: registries, credentials: credentials
+            ) { event in
+                if let message = throttle.message(for: event) { continuation.yield(message) }
+            }
+        }
+        for await message in events { try await response.write(message) }
+        _ = try await pulling.value
+    }
     var images: ImageService { engine.images }
 
     func importRootfs(
@@ -140,6 +164,48 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         message.containers = Int64(summary.containers)
         message.labels = summary.labels
         message.targetDigest = summary.targetDigest
+        return message
+    }
+}
+
+/// Turns pull events into messages, sending a layer's progress at most every 100 ms.
+final class ProgressThrottle: Sendable {
+    private let lastSent = Mutex<[Digest: ContinuousClock.Instant]>([:])
+
+    func message(for event: PullEvent) -> Atoll_Engine_V1_PullProgress? {
+        var message = Atoll_Engine_V1_PullProgress()
+        switch event {
+        case .resolved(let manifest, let layers):
+            message.kind = "resolved"
+            message.digest = manifest.description
+            message.layers = layers.map { layer in
+                var entry = Atoll_Engine_V1_PullLayer()
+                entry.digest = layer.digest.description
+                entry.size = layer.size
+                return entry
+            }
+        case .present(let digest):
+            message.kind = "present"
+            message.digest = digest.description
+        case .progress(let digest, let received, let total):
+            let now = ContinuousClock.now
+            let due = lastSent.withLock { sent in
+                if let last = sent[digest], now - last < .milliseconds(100) { return false }
+                sent[digest] = now
+                return true
+            }
+            guard due else { return nil }
+            message.kind = "progress"
+            message.digest = digest.description
+            message.received = received
+            message.total = total
+        case .fetched(let digest):
+            message.kind = "fetched"
+            message.digest = digest.description
+        case .stored(let record):
+            message.kind = "stored"
+            message.imageID = record.id
+        }
         return message
     }
 }

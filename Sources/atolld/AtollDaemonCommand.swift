@@ -28,6 +28,11 @@ struct AtollDaemonCommand: AsyncParsableCommand {
         help: "Serve the OCI distribution API (plain HTTP) on HOST:PORT from this host's content store.")
     var registryAddress: String?
 
+    @Option(
+        name: .customLong("insecure-registry"),
+        help: "A registry (HOST[:PORT]) to reach over plain HTTP; loopback registries always are.")
+    var insecureRegistries: [String] = []
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -37,6 +42,7 @@ struct AtollDaemonCommand: AsyncParsableCommand {
             var options = DaemonOptions(
                 root: root, socket: socket, storageDriver: storageDriver, runDirectory: execRoot)
             options.registryAddress = registryAddress
+            options.insecureRegistries = insecureRegistries
             try await Daemon.run(options)
         } catch {
             FileHandle.standardError.write(Data("atolld: \(error)\n".utf8))

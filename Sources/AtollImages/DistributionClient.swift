@@ -1,0 +1,227 @@
+import AsyncHTTPClient
+import AtollCore
+import AtollOCI
+import AtollStorage
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Where registries are and how to reach them.
+public struct RegistryAccess: Sendable {
+    /// Registries (HOST[:PORT]) reached over plain HTTP; loopback ones always are.
+    public var insecureRegistries: Set<String>
+
+    public init(insecureRegistries: Set<String> = []) {
+        self.insecureRegistries = insecureRegistries
+    }
+
+    /// Plain HTTP only for loopback hosts and registries named insecure; HTTPS (with the
+    /// system's trust store) for everything else.
+    public func usesPlainHTTP(_ domain: String) -> Bool {
+        if insecureRegistries.contains(domain) { return true }
+        var host = domain
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
+            host = String(host[host.index(after: host.startIndex)..<end])
+        } else if let colon = host.lastIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// The API base URL of a registry domain (Docker Hub's API lives elsewhere than its name).
+    public func baseURL(_ domain: String) -> String {
+        let host = domain == ImageReference.defaultDomain ? "registry-1.docker.io" : domain
+        return "\(usesPlainHTTP(domain) ? "http" : "https")://\(host)"
+    }
+}
+
+/// Credentials for one registry, as `atoll login` stored them.
+public struct RegistryCredentials: Sendable, Equatable {
+    public var username: String
+    public var password: String
+
+    public init(username: String, password: String) {
+        self.username = username
+        self.password = password
+    }
+}
+
+/// The client side of the distribution API for one repository: anonymous, basic or bearer-token
+/// access (the token fetched from the realm a 401 names, then reused), manifests, and blobs
+/// streamed into the content store and verified on the way.
+final class DistributionClient: Sendable {
+    let reference: ImageReference
+    let access: RegistryAccess
+    let credentials: RegistryCredentials?
+    private let authorization = Mutex<String?>(nil)
+    private var http: HTTPClient { Self.sharedHTTP }
+
+    /// One client for every pull: redirects followed (blob storage often lives elsewhere), a
+    /// refused connection reported at once rather than retried until the connect timeout.
+    static let sharedHTTP: HTTPClient = {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .follow(max: 5, allowCycles: false),
+            timeout: .init(connect: .seconds(10), read: .seconds(120)))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    static let manifestTypes = [
+        MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest,
+    ]
+
+    init(reference: ImageReference, access: RegistryAccess, credentials: RegistryCredentials?) {
+        self.reference = reference
+        self.access = access
+        self.credentials = credentials
+    }
+
+    var repositoryURL: String { "\(access.baseURL(reference.domain))/v2/\(reference.path)" }
+
+    /// GET a manifest or index by tag or digest: its bytes and the type it was served as.
+    func manifest(_ tagOrDigest: String) async throws -> (bytes: [UInt8], mediaType: String?) {
+        let response = try await send("GET", "\(repositoryURL)/manifests/\(tagOrDigest)", accept: Self.manifestTypes)
+        guard response.status == .ok else {
+            throw try await failure(response, "manifest \(reference.name):\(tagOrDigest)")
+        }
+        var body = try await response.body.collect(upTo: ManifestDocument.maximumSize)
+        let bytes = body.readBytes(length: body.readableBytes) ?? []
+        return (bytes, response.headers.first(name: "Content-Type"))
+    }
+
+    /// Streams a blob into the content store, checking its size and digest as it arrives;
+    /// `progress` gets the bytes received so far.
+    func fetchBlob(_ descriptor: Descriptor, into content: ContentStore, progress: @Sendable (Int64) -> Void)
+        async throws
+    {
+        let response = try await send("GET", "\(repositoryURL)/blobs/\(descriptor.digest)", accept: [])
+        guard response.status == .ok else {
+            throw try await failure(response, "blob \(descriptor.digest) of \(reference.name)")
+        }
+        let writer = try content.writer(expected: descriptor.digest, expectedSize: descriptor.size)
+        do {
+            var received: Int64 = 0
+            for try await buffer in response.body {
+                try buffer.withUnsafeReadableBytes { try writer.write($0) }
+                received += Int64(buffer.readableBytes)
+                progress(received)
+            }
+            try writer.commit()
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
+    // MARK: - Requests and authentication
+
+    /// Sends a request; a 401 with a challenge is answered once (a bearer token from the realm,
+    /// or basic credentials) and the request sent again.
+    private func send(_ method: String, _ url: String, accept: [String]) async throws -> HTTPClientResponse {
+        var response = try await execute(method, url, accept: accept)
+        if response.status == .unauthorized, let challenge = response.headers.first(name: "WWW-Authenticate") {
+            try await authenticate(challenge)
+            response = try await execute(method, url, accept: accept)
+        }
+        return response
+    }
+
+    private func execute(_ method: String, _ url: String, accept: [String]) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: url)
+        request.method = HTTPMethod(rawValue: method)
+        if !accept.isEmpty { request.headers.add(name: "Accept", value: accept.joined(separator: ", ")) }
+        if let value = authorization.withLock({ $0 }) { request.headers.add(name: "Authorization", value: value) }
+        do {
+            return try await http.execute(request, timeout: .seconds(300))
+        } catch {
+            throw AtollError(.unavailable, "cannot reach the registry \(reference.domain) (\(url))", cause: error)
+        }
+    }
+
+    private func authenticate(_ challenge: String) async throws {
+        let scheme = challenge.split(separator: " ", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+        let parameters = Self.challengeParameters(challenge)
+        if scheme == "basic" {
+            guard let credentials else {
+                throw AtollError(
+                    .permissionDenied, "registry \(reference.domain) wants a login: run atoll login \(reference.domain)"
+                )
+            }
+            authorization.withLock { $0 = Self.basic(credentials) }
+            return
+        }
+        guard scheme == "bearer", let realm = parameters["realm"], var components = URLComponents(string: realm) else {
+            throw AtollError(
+                .permissionDenied, "registry \(reference.domain) asks for unsupported authentication: \(challenge)")
+        }
+        var query = components.queryItems ?? []
+        if let service = parameters["service"] { query.append(URLQueryItem(name: "service", value: service)) }
+        query.append(URLQueryItem(name: "scope", value: parameters["scope"] ?? "repository:\(reference.path):pull"))
+        components.queryItems = query
+        guard let tokenURL = components.url?.absoluteString else {
+            throw AtollError(.permissionDenied, "registry \(reference.domain) names an invalid token realm \(realm)")
+        }
+        var request = HTTPClientRequest(url: tokenURL)
+        if let credentials { request.headers.add(name: "Authorization", value: Self.basic(credentials)) }
+        let response: HTTPClientResponse
+        do { response = try await http.execute(request, timeout: .seconds(60)) } catch {
+            throw AtollError(.unavailable, "cannot reach the token service \(realm)", cause: error)
+        }
+        guard response.status == .ok else {
+            throw AtollError(
+                .permissionDenied,
+                "the token service of \(reference.domain) refused access (HTTP \(response.status.code))")
+        }
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
+        guard let token = (object?["token"] as? String) ?? (object?["access_token"] as? String), !token.isEmpty else {
+            throw AtollError(.permissionDenied, "the token service of \(reference.domain) answered without a token")
+        }
+        authorization.withLock { $0 = "Bearer \(token)" }
+    }
+
+    static func basic(_ credentials: RegistryCredentials) -> String {
+        "Basic " + Data("\(credentials.username):\(credentials.password)".utf8).base64EncodedString()
+    }
+
+    /// `Bearer realm="…",service="…",scope="…"` → its key/value pairs.
+    static func challengeParameters(_ challenge: String) -> [String: String] {
+        guard let space = challenge.firstIndex(of: " ") else { return [:] }
+        var result: [String: String] = [:]
+        var rest = Substring(challenge[challenge.index(after: space)...])
+        while let equals = rest.firstIndex(of: "=") {
+            let key = rest[..<equals].trimmingCharacters(in: CharacterSet(charactersIn: " ,")).lowercased()
+            rest = rest[rest.index(after: equals)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                let end = rest.firstIndex(of: "\"") ?? rest.endIndex
+                value = String(rest[..<end])
+                rest = end < rest.endIndex ? rest[rest.index(after: end)...] : ""
+            } else {
+                let end = rest.firstIndex(of: ",") ?? rest.endIndex
+                value = String(rest[..<end])
+                rest = rest[end...]
+            }
+            result[key] = value
+        }
+        return result
+    }
+
+    /// The registry's own error (its JSON error body) as an AtollError.
+    private func failure(_ response: HTTPClientResponse, _ what: String) async throws -> AtollError {
+        let body = (try? await response.body.collect(upTo: 64 << 10)).map { String(buffer: $0) } ?? ""
+        let message =
+            ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])
+            .flatMap { ($0["errors"] as? [[String: Any]])?.first?["message"] as? String }
+            ?? body.prefix(200).description
+        let code: AtollError.Code =
+            switch response.status.code {
+            case 404: .notFound
+            case 401, 403: .permissionDenied
+            default: .unavailable
+            }
+        return AtollError(code, "\(what): HTTP \(response.status.code)\(message.isEmpty ? "" : ": \(message)")")
+    }
+}

@@ -1,0 +1,122 @@
+import AtollCore
+import AtollOCI
+import AtollStorage
+import Foundation
+
+/// What a pull reports as it goes (a layer's bytes, a layer's end, the image).
+public enum PullEvent: Sendable {
+    /// The manifest chosen (after platform selection) and the layers it needs.
+    case resolved(manifest: Digest, layers: [Descriptor])
+    /// A layer (or the config) already in the content store: nothing to fetch.
+    case present(Digest)
+    case progress(Digest, received: Int64, total: Int64)
+    case fetched(Digest)
+    case stored(ImageRecord)
+}
+
+extension ImageService {
+    /// The most blobs fetched at once.
+    static let concurrentFetches = 3
+
+    /// `atoll pull`: resolves the reference (an index to this host's platform, or `platform`),
+    /// fetches what the content store lacks — concurrently, each blob verified against its
+    /// digest and size while it streams — then unpacks and records the image and its name.
+    /// Nothing is recorded unless every blob arrived whole.
+    public func pull(
+        _ text: String, platform requested: Platform? = nil, access: RegistryAccess,
+        credentials: RegistryCredentials?, events: @escaping @Sendable (PullEvent) -> Void
+    ) async throws -> ImageRecord {
+        var reference = try ImageReference(parsing: text)
+        if reference.tag == nil && reference.digest == nil {
+            reference = try reference.withTag(ImageReference.defaultTag)
+        }
+        let client = DistributionClient(reference: reference, access: access, credentials: credentials)
+        let platform = requested ?? self.platform
+
+        // Manifest (through an index when there is one), each verified when named by digest.
+        var wanted = reference.digest?.description ?? reference.tag ?? ImageReference.defaultTag
+        var expectedDigest = reference.digest
+        var resolved: (digest: Digest, mediaType: String, bytes: [UInt8], manifest: ImageManifest)?
+        for _ in 0..<4 {
+            let (bytes, served) = try await client.manifest(wanted)
+            let digest = Digest.sha256(of: bytes)
+            if let expectedDigest, digest != expectedDigest {
+                throw AtollError.dataLoss("the registry sent a manifest with digest \(digest), not \(expectedDigest)")
+            }
+            let document = try ManifestDocument.parse(data: bytes, declaredMediaType: served)
+            switch document {
+            case .manifest(let manifest):
+                resolved = (digest, document.mediaType, bytes, manifest)
+            case .index(let index):
+                let chosen = try index.select(platform: platform)
+                wanted = chosen.digest.description
+                expectedDigest = chosen.digest
+                continue
+            }
+            break
+        }
+        guard let resolved else { throw AtollError.invalidArgument("image indexes of \(text) nest too deeply") }
+        events(.resolved(manifest: resolved.digest, layers: resolved.manifest.layers))
+
+        for attempt in 0..<2 {
+            try await fetchMissing(
+                [resolved.manifest.config] + resolved.manifest.layers, client: client, events: events)
+            let config = try ImageConfig.parse(data: try content.read(resolved.manifest.config.digest))
+            do {
+                // Under the collection lock: a collection cannot take the blobs between their
+                // arrival and the image that keeps them.
+                let record = try contentLock.withReadLock {
+                    if !content.contains(resolved.digest) {
+                        try content.ingest(bytes: resolved.bytes, expected: resolved.digest)
+                    }
+                    return try store(
+                        manifestDigest: resolved.digest, manifestMediaType: resolved.mediaType,
+                        manifestSize: Int64(resolved.bytes.count), manifest: resolved.manifest, config: config,
+                        names: reference.digest == nil ? [reference.normalized] : [])
+                }
+                events(.stored(record))
+                return record
+            } catch let error as AtollError where error.code == .invalidArgument && attempt == 0 {
+                // A blob vanished to a collection between the fetch and the store: fetch again.
+                logger.info("pull of \(text): \(error); fetching again")
+            }
+        }
+        throw AtollError.internalError("pull of \(text) failed: blobs kept disappearing")
+    }
+
+    /// Fetches the blobs the content store lacks, at most `concurrentFetches` at once.
+    private func fetchMissing(
+        _ descriptors: [Descriptor], client: DistributionClient, events: @escaping @Sendable (PullEvent) -> Void
+    ) async throws {
+        var missing: [Descriptor] = []
+        var seen = Set<Digest>()
+        for descriptor in descriptors where seen.insert(descriptor.digest).inserted {
+            if let info = try? content.info(descriptor.digest), info.size == descriptor.size {
+                events(.present(descriptor.digest))
+            } else {
+                if let urls = descriptor.urls, !urls.isEmpty {
+                    throw AtollError(.unsupported, "layer \(descriptor.digest) is a foreign layer (urls): not pulled")
+                }
+                missing.append(descriptor)
+            }
+        }
+        let content = self.content
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func launch() {
+                let descriptor = missing[next]
+                next += 1
+                group.addTask {
+                    try await client.fetchBlob(descriptor, into: content) { received in
+                        events(.progress(descriptor.digest, received: received, total: descriptor.size))
+                    }
+                    events(.fetched(descriptor.digest))
+                }
+            }
+            while next < min(Self.concurrentFetches, missing.count) { launch() }
+            while try await group.next() != nil {
+                if next < missing.count { launch() }
+            }
+        }
+    }
+}

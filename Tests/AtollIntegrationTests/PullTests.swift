@@ -1,0 +1,179 @@
+import Foundation
+import Glibc
+import Testing
+
+/// `atoll pull` against Debian's docker-registry (registry 2.8, a registry nobody here wrote)
+/// and against Atoll's own registry.
+@Suite(.serialized) struct PullTests {
+    /// A docker-registry on a loopback port with its storage in `directory`; stopped by `stop()`.
+    final class DockerRegistry {
+        private(set) var port = 0
+        let storage: String
+        private var processHolder: Process?
+
+        init(directory: String) throws {
+            storage = "\(directory)/registry-storage"
+            var lastError = ""
+            for _ in 0..<5 {
+                let port = Int.random(in: 20000..<60000)
+                let config = "\(directory)/registry-\(port).yml"
+                try """
+                version: 0.1
+                log:
+                  level: warn
+                storage:
+                  filesystem:
+                    rootdirectory: \(storage)
+                  delete:
+                    enabled: true
+                http:
+                  addr: 127.0.0.1:\(port)
+                """.write(toFile: config, atomically: false, encoding: .utf8)
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+                process.arguments = ["serve", config]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                let up = DaemonFixture.eventually(10) {
+                    DaemonFixture.shell("curl -sf http://127.0.0.1:\(port)/v2/").status == 0 || !process.isRunning
+                }
+                if up && process.isRunning {
+                    self.port = port
+                    self.processHolder = process
+                    return
+                }
+                process.terminate()
+                lastError = "docker-registry did not start on port \(port)"
+            }
+            throw FixtureError(lastError)
+        }
+
+        func stop() {
+            processHolder?.terminate()
+            processHolder?.waitUntilExit()
+        }
+
+        /// Pushes the busybox archive with skopeo; returns the manifest digest.
+        func pushBusybox(as name: String) throws -> String {
+            let push = DaemonFixture.shell(
+                "skopeo copy -q --dest-tls-verify=false docker-archive:\(BusyboxArchive.path) docker://127.0.0.1:\(port)/\(name)"
+            )
+            guard push.status == 0 else { throw FixtureError("skopeo push failed: \(push.stderr)") }
+            let inspect = DaemonFixture.shell(
+                "skopeo inspect --tls-verify=false --format '{{.Digest}}' docker://127.0.0.1:\(port)/\(name)")
+            return inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    @Test func pullFromRegistry28RunsAndKeepsTheDigest() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        let registry = try DockerRegistry(directory: daemon.directory)
+        defer { registry.stop() }
+        let digest = try registry.pushBusybox(as: "library/busybox:1")
+        let name = "127.0.0.1:\(registry.port)/library/busybox:1"
+
+        let pull = daemon.atoll(["pull", name])
+        #expect(pull.status == 0, "\(pull.stderr)")
+        #expect(pull.stdout.contains(": Pull complete\n"), "\(pull.stdout)")
+        #expect(pull.stdout.contains("Digest: \(digest)\n"), "the manifest keeps its digest: \(pull.stdout)")
+        #expect(pull.stdout.hasSuffix("Status: Downloaded newer image for \(name)\n\(name)\n"))
+        #expect(daemon.atoll(["run", "--rm", name, "echo", "pulled"]).stdout == "pulled\n")
+
+        let again = daemon.atoll(["pull", name])
+        #expect(again.stdout.contains(": Already exists\n"), "\(again.stdout)")
+        #expect(again.stdout.contains("Status: Image is up to date for \(name)"))
+        let byDigest = daemon.atoll(["pull", "-q", "127.0.0.1:\(registry.port)/library/busybox@\(digest)"])
+        #expect(byDigest.status == 0, "\(byDigest.stderr)")
+
+        let missing = daemon.atoll(["pull", "127.0.0.1:\(registry.port)/library/busybox:nope"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("HTTP 404"), "\(missing.stderr)")
+        let unreachable = daemon.atoll(["pull", "127.0.0.1:1/library/busybox:1"])
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.hasPrefix("Error: cannot reach the registry 127.0.0.1:1"), "\(unreachable.stderr)")
+    }
+
+    @Test func aBlobThatDoesNotMatchItsDigestIsRefusedAndNothingIsRecorded() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        let registry = try DockerRegistry(directory: daemon.directory)
+        defer { registry.stop() }
+        _ = try registry.pushBusybox(as: "bad/busybox:1")
+        // Flip bytes in the middle of the layer in the registry's own storage (same size).
+        let corrupt = DaemonFixture.shell(
+            """
+            set -e
+            data=$(ls -S $(find \(registry.storage) -path '*/blobs/sha256/*/data') | head -1)
+            size=$(stat -c %s "$data")
+            printf 'CORRUPTION' | dd of="$data" bs=1 seek=$((size / 2)) conv=notrunc status=none
+            """)
+        #expect(corrupt.status == 0, "\(corrupt.stderr)")
+        let pull = daemon.atoll(["pull", "127.0.0.1:\(registry.port)/bad/busybox:1"])
+        #expect(pull.status == 1)
+        #expect(pull.stderr.contains("digest mismatch"), "\(pull.stderr)")
+        #expect(daemon.atoll(["images", "-q"]).stdout == "")
+        let ingest = (try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.root)/content/ingest")) ?? []
+        #expect(ingest.isEmpty, "\(ingest)")
+        // Only the config (fetched whole) may remain, to be collected; never the bad layer.
+        #expect(daemon.blobs().count <= 1, "\(daemon.blobs())")
+    }
+
+    @Test func anIndexResolvesToTheAskedPlatform() throws {
+        let (daemon, port) = try RegistryTests.registryDaemon()
+        defer { daemon.shutdown() }
+        let registry = "127.0.0.1:\(port)"
+        let push = DaemonFixture.shell(
+            "skopeo copy -q --dest-tls-verify=false docker-archive:\(BusyboxArchive.path) docker://\(registry)/multi/bb:amd"
+        )
+        #expect(push.status == 0, "\(push.stderr)")
+        // An arm64 twin (its own config, the same layer) and an index of both.
+        let script = """
+            import hashlib, json, urllib.request
+            base = "http://\(registry)/v2/multi/bb"
+            def call(method, path, body=None, headers={}):
+                request = urllib.request.Request(base + path, data=body, method=method, headers=headers)
+                with urllib.request.urlopen(request) as response:
+                    return response.read(), dict(response.headers)
+            amd, headers = call("GET", "/manifests/amd", headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+            manifest = json.loads(amd)
+            config = json.loads(call("GET", "/blobs/" + manifest["config"]["digest"])[0])
+            config["architecture"] = "arm64"
+            config["variant"] = "v8"
+            arm_config = json.dumps(config).encode()
+            arm_config_digest = "sha256:" + hashlib.sha256(arm_config).hexdigest()
+            call("POST", "/blobs/uploads/?digest=" + arm_config_digest, arm_config)
+            manifest["config"]["digest"] = arm_config_digest
+            manifest["config"]["size"] = len(arm_config)
+            arm = json.dumps(manifest).encode()
+            kind = manifest["mediaType"]
+            call("PUT", "/manifests/arm", arm, {"Content-Type": kind})
+            index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+                {"mediaType": kind, "digest": "sha256:" + hashlib.sha256(amd).hexdigest(), "size": len(amd), "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": kind, "digest": "sha256:" + hashlib.sha256(arm).hexdigest(), "size": len(arm), "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            ]}).encode()
+            call("PUT", "/manifests/both", index, {"Content-Type": "application/vnd.oci.image.index.v1+json"})
+            print(arm_config_digest)
+            """
+        let scriptPath = "\(daemon.directory)/index.py"
+        try script.write(toFile: scriptPath, atomically: false, encoding: .utf8)
+        let made = DaemonFixture.shell("python3 \(scriptPath)")
+        #expect(made.status == 0, "\(made.stderr)")
+        let armConfig = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let arm = daemon.atoll(["pull", "-q", "--platform", "linux/arm64/v8", "\(registry)/multi/bb:both"])
+        #expect(arm.status == 0, "\(arm.stderr)")
+        #expect(
+            daemon.atoll(["image", "inspect", "-f", "{{.Id}}", "\(registry)/multi/bb:both"]).stdout == "\(armConfig)\n")
+        let host = daemon.atoll(["pull", "-q", "\(registry)/multi/bb:both"])
+        #expect(host.status == 0, "\(host.stderr)")
+        let architecture = daemon.atoll(["image", "inspect", "-f", "{{.Architecture}}", "\(registry)/multi/bb:both"])
+        #expect(architecture.stdout == "amd64\n" || architecture.stdout == "arm64\n")
+        #expect(
+            daemon.atoll(["image", "inspect", "-f", "{{.Id}}", "\(registry)/multi/bb:both"]).stdout != "\(armConfig)\n"
+                || architecture.stdout == "arm64\n")
+        let none = daemon.atoll(["pull", "--platform", "linux/s390x", "\(registry)/multi/bb:both"])
+        #expect(none.status == 1)
+    }
+}
