@@ -137,6 +137,19 @@ public enum Atoll_Engine_V1_Images: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "Push" metadata.
+        public enum Push: Sendable {
+            /// Request type for "Push".
+            public typealias Input = Atoll_Engine_V1_PushRequest
+            /// Response type for "Push".
+            public typealias Output = Atoll_Engine_V1_PullProgress
+            /// Descriptor for "Push".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.engine.v1.Images"),
+                method: "Push",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "atoll.engine.v1.Images" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ImportRootfs.descriptor,
@@ -147,7 +160,8 @@ public enum Atoll_Engine_V1_Images: Sendable {
             Tag.descriptor,
             Remove.descriptor,
             Prune.descriptor,
-            Pull.descriptor
+            Pull.descriptor,
+            Push.descriptor
         ]
     }
 }
@@ -322,6 +336,25 @@ extension Atoll_Engine_V1_Images {
             request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_PullRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>
+
+        /// Handle the "Push" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Uploads a local image to a registry under its name (blobs the repository has are skipped);
+        /// > the same progress messages, "progress" counting bytes sent, "stored" carrying the digest.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Atoll_Engine_V1_PushRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Engine_V1_PullProgress` messages.
+        func push(
+            request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_PushRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>
     }
 
     /// Service protocol for the "atoll.engine.v1.Images" service.
@@ -478,6 +511,25 @@ extension Atoll_Engine_V1_Images {
         /// - Returns: A streaming response of `Atoll_Engine_V1_PullProgress` messages.
         func pull(
             request: GRPCCore.ServerRequest<Atoll_Engine_V1_PullRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>
+
+        /// Handle the "Push" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Uploads a local image to a registry under its name (blobs the repository has are skipped);
+        /// > the same progress messages, "progress" counting bytes sent, "stored" carrying the digest.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_PushRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Engine_V1_PullProgress` messages.
+        func push(
+            request: GRPCCore.ServerRequest<Atoll_Engine_V1_PushRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>
     }
@@ -638,6 +690,26 @@ extension Atoll_Engine_V1_Images {
             response: GRPCCore.RPCWriter<Atoll_Engine_V1_PullProgress>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "Push" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Uploads a local image to a registry under its name (blobs the repository has are skipped);
+        /// > the same progress messages, "progress" counting bytes sent, "stored" carrying the digest.
+        ///
+        /// - Parameters:
+        ///   - request: A `Atoll_Engine_V1_PushRequest` message.
+        ///   - response: A response stream of `Atoll_Engine_V1_PullProgress` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func push(
+            request: Atoll_Engine_V1_PushRequest,
+            response: GRPCCore.RPCWriter<Atoll_Engine_V1_PullProgress>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -744,6 +816,17 @@ extension Atoll_Engine_V1_Images.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Atoll_Engine_V1_Images.Method.Push.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_PushRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PullProgress>(),
+            handler: { request, context in
+                try await self.push(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -843,6 +926,17 @@ extension Atoll_Engine_V1_Images.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress> {
         let response = try await self.pull(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func push(
+        request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_PushRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress> {
+        let response = try await self.push(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -969,6 +1063,23 @@ extension Atoll_Engine_V1_Images.SimpleServiceProtocol {
             metadata: [:],
             producer: { writer in
                 try await self.pull(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func push(
+        request: GRPCCore.ServerRequest<Atoll_Engine_V1_PushRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress> {
+        return GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>(
+            metadata: [:],
+            producer: { writer in
+                try await self.push(
                     request: request.message,
                     response: writer,
                     context: context
@@ -1177,6 +1288,30 @@ extension Atoll_Engine_V1_Images {
         func pull<Result>(
             request: GRPCCore.ClientRequest<Atoll_Engine_V1_PullRequest>,
             serializer: some GRPCCore.MessageSerializer<Atoll_Engine_V1_PullRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_PullProgress>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Push" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Uploads a local image to a registry under its name (blobs the repository has are skipped);
+        /// > the same progress messages, "progress" counting bytes sent, "stored" carrying the digest.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_PushRequest` message.
+        ///   - serializer: A serializer for `Atoll_Engine_V1_PushRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Engine_V1_PullProgress` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func push<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Engine_V1_PushRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Engine_V1_PushRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_PullProgress>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
@@ -1487,6 +1622,39 @@ extension Atoll_Engine_V1_Images {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Push" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Uploads a local image to a registry under its name (blobs the repository has are skipped);
+        /// > the same progress messages, "progress" counting bytes sent, "stored" carrying the digest.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_PushRequest` message.
+        ///   - serializer: A serializer for `Atoll_Engine_V1_PushRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Engine_V1_PullProgress` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func push<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Engine_V1_PushRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Engine_V1_PushRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_PullProgress>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Atoll_Engine_V1_Images.Method.Push.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1727,6 +1895,34 @@ extension Atoll_Engine_V1_Images.ClientProtocol {
         try await self.pull(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PullRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_PullProgress>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Push" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Uploads a local image to a registry under its name (blobs the repository has are skipped);
+    /// > the same progress messages, "progress" counting bytes sent, "stored" carrying the digest.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Atoll_Engine_V1_PushRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func push<Result>(
+        request: GRPCCore.ClientRequest<Atoll_Engine_V1_PushRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.push(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PushRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_PullProgress>(),
             options: options,
             onResponse: handleResponse
@@ -2009,6 +2205,38 @@ extension Atoll_Engine_V1_Images.ClientProtocol {
             metadata: metadata
         )
         return try await self.pull(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Push" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Uploads a local image to a registry under its name (blobs the repository has are skipped);
+    /// > the same progress messages, "progress" counting bytes sent, "stored" carrying the digest.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func push<Result>(
+        _ message: Atoll_Engine_V1_PushRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Atoll_Engine_V1_PushRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.push(
             request: request,
             options: options,
             onResponse: handleResponse

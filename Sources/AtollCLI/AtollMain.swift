@@ -16,7 +16,8 @@ public struct Atoll: AsyncParsableCommand {
         version: AtollVersion.version,
         subcommands: [
             VersionCommand.self, InfoCommand.self, ImagesCommand.self, ImageCommand.self, ImportCommand.self,
-            LoadCommand.self, SaveCommand.self, TagCommand.self, RmiCommand.self, PullCommand.self, SystemCommand.self,
+            LoadCommand.self, SaveCommand.self, TagCommand.self, RmiCommand.self, PullCommand.self, PushCommand.self,
+            SystemCommand.self,
             RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
             KillCommand.self, PauseCommand.self, UnpauseCommand.self, RmCommand.self, PsCommand.self,
             InspectCommand.self, LogsCommand.self, WaitCommand.self, ExecCommand.self, AttachCommand.self,

@@ -35,6 +35,16 @@ struct PullCommand: AsyncParsableCommand {
 /// Docker's pull output: a line per layer that changes in place on a terminal (only state
 /// changes otherwise), and a total.
 final class PullDisplay: @unchecked Sendable {
+    /// How a layer's states read: Docker's words for pulls and for pushes.
+    struct Verbs {
+        var present: String
+        var moving: String
+        var done: String
+        static let pull = Verbs(present: "Already exists", moving: "Downloading", done: "Pull complete")
+        static let push = Verbs(present: "Layer already exists", moving: "Pushing", done: "Pushed")
+    }
+
+    private let verbs: Verbs
     private let quiet: Bool
     private let terminal: Bool
     private var order: [String] = []
@@ -45,7 +55,8 @@ final class PullDisplay: @unchecked Sendable {
     private var manifest = ""
     private var fetchedAny = false
 
-    init(quiet: Bool, terminal: Bool) {
+    init(quiet: Bool, terminal: Bool, verbs: Verbs = .pull) {
+        self.verbs = verbs
         self.quiet = quiet
         self.terminal = terminal
     }
@@ -65,17 +76,17 @@ final class PullDisplay: @unchecked Sendable {
             }
         case "present":
             guard states[id] != nil else { return }
-            states[id] = "Already exists"
+            states[id] = verbs.present
         case "progress":
             guard states[id] != nil else { return }
             received[id] = event.received
-            states[id] = "Downloading"
+            states[id] = verbs.moving
             fetchedAny = true
             if !terminal { return }
         case "fetched":
             guard states[id] != nil else { return }
             received[id] = sizes[id]
-            states[id] = "Pull complete"
+            states[id] = verbs.done
             fetchedAny = true
         default:
             return
@@ -94,7 +105,7 @@ final class PullDisplay: @unchecked Sendable {
             text += "\u{1B}[2K\(layer): \(describe(layer))\n"
         }
         let total = sizes.values.reduce(0, +)
-        let done = order.reduce(Int64(0)) { $0 + (states[$1] == "Already exists" ? sizes[$1] ?? 0 : received[$1] ?? 0) }
+        let done = order.reduce(Int64(0)) { $0 + (states[$1] == verbs.present ? sizes[$1] ?? 0 : received[$1] ?? 0) }
         text += "\u{1B}[2Ktotal: \(bar(done, total)) \(Output.size(done))/\(Output.size(total))\n"
         drawn = order.count + 1
         FileHandle.standardOutput.write(Data(text.utf8))
@@ -102,9 +113,9 @@ final class PullDisplay: @unchecked Sendable {
 
     private func describe(_ layer: String) -> String {
         let state = states[layer] ?? ""
-        guard state == "Downloading", let size = sizes[layer] else { return state }
+        guard state == verbs.moving, let size = sizes[layer] else { return state }
         let got = received[layer] ?? 0
-        return "Downloading \(bar(got, size)) \(Output.size(got))/\(Output.size(size))"
+        return "\(verbs.moving) \(bar(got, size)) \(Output.size(got))/\(Output.size(size))"
     }
 
     private func bar(_ done: Int64, _ total: Int64) -> String {

@@ -34,6 +34,30 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         for await message in events { try await response.write(message) }
         _ = try await pulling.value
     }
+
+    func push(
+        request: Atoll_Engine_V1_PushRequest, response: RPCWriter<Atoll_Engine_V1_PullProgress>, context: ServerContext
+    ) async throws {
+        let credentials =
+            request.username.isEmpty ? nil : RegistryCredentials(username: request.username, password: request.password)
+        let (events, continuation) = AsyncStream<Atoll_Engine_V1_PullProgress>.makeStream()
+        let throttle = ProgressThrottle()
+        let images = engine.images
+        let registries = self.registries
+        let pushing = Task {
+            defer { continuation.finish() }
+            let digest = try await images.push(request.reference, access: registries, credentials: credentials) {
+                event in
+                if let message = throttle.message(for: event) { continuation.yield(message) }
+            }
+            var done = Atoll_Engine_V1_PullProgress()
+            done.kind = "stored"
+            done.digest = digest.description
+            continuation.yield(done)
+        }
+        for await message in events { try await response.write(message) }
+        try await pushing.value
+    }
     var images: ImageService { engine.images }
 
     func importRootfs(

@@ -3,6 +3,7 @@ import AtollCore
 import AtollOCI
 import AtollStorage
 import Foundation
+import Glibc
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -71,7 +72,14 @@ final class DistributionClient: Sendable {
         MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest,
     ]
 
-    init(reference: ImageReference, access: RegistryAccess, credentials: RegistryCredentials?) {
+    /// "pull", or "pull,push" for a push: what a token is asked for.
+    let scopeActions: String
+
+    init(
+        reference: ImageReference, access: RegistryAccess, credentials: RegistryCredentials?,
+        scopeActions: String = "pull"
+    ) {
+        self.scopeActions = scopeActions
         self.reference = reference
         self.access = access
         self.credentials = credentials
@@ -112,6 +120,80 @@ final class DistributionClient: Sendable {
             writer.abort()
             throw error
         }
+    }
+
+    // MARK: - Push
+
+    /// Whether the repository has the blob already (HEAD).
+    func hasBlob(_ digest: Digest) async throws -> Bool {
+        let response = try await send("HEAD", "\(repositoryURL)/blobs/\(digest)", accept: [])
+        return response.status == .ok
+    }
+
+    /// Uploads a blob from the content store: a session, then one PUT with the whole body
+    /// (streamed from the file) and its digest, which the registry verifies.
+    func uploadBlob(_ descriptor: Descriptor, from content: ContentStore, progress: @escaping @Sendable (Int64) -> Void)
+        async throws
+    {
+        let start = try await send("POST", "\(repositoryURL)/blobs/uploads/", accept: [])
+        guard start.status == .accepted, let location = start.headers.first(name: "Location") else {
+            throw try await failure(start, "starting the upload of \(descriptor.digest) to \(reference.name)")
+        }
+        var target = location.hasPrefix("http") ? location : access.baseURL(reference.domain) + location
+        target += (target.contains("?") ? "&" : "?") + "digest=\(descriptor.digest)"
+        let file = try content.open(descriptor.digest)
+        let size = descriptor.size
+        let cursor = Cursor()
+        let body = AsyncThrowingStream<ByteBuffer, any Error>(unfolding: {
+            let offset = cursor.offset
+            guard offset < size else { return nil }
+            var buffer = ByteBuffer()
+            let wanted = Int(min(1 << 20, size - offset))
+            let count = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { pointer in
+                let read = pread(file.rawValue, pointer.baseAddress, wanted, off_t(offset))
+                guard read > 0 else {
+                    throw AtollError.dataLoss("blob \(descriptor.digest) ended early in the content store")
+                }
+                return read
+            }
+            cursor.offset = offset + Int64(count)
+            progress(cursor.offset)
+            return buffer
+        })
+        var request = HTTPClientRequest(url: target)
+        request.method = .PUT
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        if let value = authorization.withLock({ $0 }) { request.headers.add(name: "Authorization", value: value) }
+        request.body = .stream(body, length: .known(size))
+        let response: HTTPClientResponse
+        do { response = try await http.execute(request, timeout: .seconds(3600)) } catch {
+            throw AtollError(.unavailable, "cannot upload \(descriptor.digest) to \(reference.domain)", cause: error)
+        }
+        guard response.status == .created else {
+            throw try await failure(response, "uploading \(descriptor.digest) to \(reference.name)")
+        }
+    }
+
+    /// How far an upload's body has been read (the stream asks for one chunk at a time).
+    private final class Cursor: @unchecked Sendable {
+        var offset: Int64 = 0
+    }
+
+    /// PUTs a manifest under a tag; returns the digest the registry names.
+    func putManifest(_ bytes: [UInt8], mediaType: String, tag: String) async throws -> String? {
+        var request = HTTPClientRequest(url: "\(repositoryURL)/manifests/\(tag)")
+        request.method = .PUT
+        request.headers.add(name: "Content-Type", value: mediaType)
+        if let value = authorization.withLock({ $0 }) { request.headers.add(name: "Authorization", value: value) }
+        request.body = .bytes(ByteBuffer(bytes: bytes))
+        let response: HTTPClientResponse
+        do { response = try await http.execute(request, timeout: .seconds(300)) } catch {
+            throw AtollError(.unavailable, "cannot push the manifest to \(reference.domain)", cause: error)
+        }
+        guard response.status == .created else {
+            throw try await failure(response, "pushing the manifest of \(reference.name):\(tag)")
+        }
+        return response.headers.first(name: "Docker-Content-Digest")
     }
 
     // MARK: - Requests and authentication
@@ -157,7 +239,8 @@ final class DistributionClient: Sendable {
         }
         var query = components.queryItems ?? []
         if let service = parameters["service"] { query.append(URLQueryItem(name: "service", value: service)) }
-        query.append(URLQueryItem(name: "scope", value: parameters["scope"] ?? "repository:\(reference.path):pull"))
+        query.append(
+            URLQueryItem(name: "scope", value: parameters["scope"] ?? "repository:\(reference.path):\(scopeActions)"))
         components.queryItems = query
         guard let tokenURL = components.url?.absoluteString else {
             throw AtollError(.permissionDenied, "registry \(reference.domain) names an invalid token realm \(realm)")

@@ -120,3 +120,53 @@ extension ImageService {
         }
     }
 }
+
+extension ImageService {
+    /// `atoll push NAME[:TAG]`: uploads what the repository lacks (config and layers, checked
+    /// with HEAD first), then the manifest under the tag. Returns the manifest's digest.
+    public func push(
+        _ text: String, access: RegistryAccess, credentials: RegistryCredentials?,
+        events: @escaping @Sendable (PullEvent) -> Void
+    ) async throws -> Digest {
+        var reference = try ImageReference(parsing: text)
+        guard reference.digest == nil else {
+            throw AtollError.invalidArgument("push takes NAME[:TAG], not a digest: \(text)")
+        }
+        if reference.tag == nil { reference = try reference.withTag(ImageReference.defaultTag) }
+        let image = try resolve(reference.normalized)
+        let (manifest, _, manifestBytes, _) = try manifestAndConfig(of: image)
+        let client = DistributionClient(
+            reference: reference, access: access, credentials: credentials, scopeActions: "pull,push")
+        let digest = try Digest(parsing: image.manifestDigest)
+        events(.resolved(manifest: digest, layers: manifest.layers))
+        let content = self.content
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var pending = [manifest.config] + manifest.layers
+            var seen = Set<Digest>()
+            pending.removeAll { !seen.insert($0.digest).inserted }
+            func launch() {
+                let descriptor = pending.removeFirst()
+                group.addTask {
+                    if try await client.hasBlob(descriptor.digest) {
+                        events(.present(descriptor.digest))
+                        return
+                    }
+                    try await client.uploadBlob(descriptor, from: content) { sent in
+                        events(.progress(descriptor.digest, received: sent, total: descriptor.size))
+                    }
+                    events(.fetched(descriptor.digest))
+                }
+            }
+            for _ in 0..<min(Self.concurrentFetches, pending.count) { launch() }
+            while try await group.next() != nil {
+                if !pending.isEmpty { launch() }
+            }
+        }
+        let pushed = try await client.putManifest(
+            manifestBytes, mediaType: image.manifestMediaType, tag: reference.tag ?? ImageReference.defaultTag)
+        if let pushed, pushed != digest.description {
+            throw AtollError.dataLoss("the registry recorded the manifest as \(pushed), not \(digest)")
+        }
+        return digest
+    }
+}

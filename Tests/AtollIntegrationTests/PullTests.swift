@@ -176,4 +176,40 @@ import Testing
         let none = daemon.atoll(["pull", "--platform", "linux/s390x", "\(registry)/multi/bb:both"])
         #expect(none.status == 1)
     }
+
+    @Test func pushToRegistry28AndToAtollsRegistryKeepsTheDigest() throws {
+        let (daemon, port) = try RegistryTests.registryDaemon()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        let registry = try DockerRegistry(directory: daemon.directory)
+        defer { registry.stop() }
+        let local = try #require(
+            daemon.atoll(["image", "inspect", "-f", "{{.Id}}", "busybox"]).stdout.split(separator: "\n").first)
+
+        let name = "127.0.0.1:\(registry.port)/team/bb:1"
+        #expect(daemon.atoll(["tag", "busybox", name]).status == 0)
+        let push = daemon.atoll(["push", name])
+        #expect(push.status == 0, "\(push.stderr)")
+        #expect(push.stdout.contains(": Pushed\n"), "\(push.stdout)")
+        let inspect = DaemonFixture.shell("skopeo inspect --tls-verify=false --format '{{.Digest}}' docker://\(name)")
+        let digest = inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(push.stdout.hasSuffix("1: digest: \(digest)\n"), "\(push.stdout) vs \(digest)")
+        let again = daemon.atoll(["push", name])
+        #expect(again.stdout.contains(": Layer already exists\n"), "\(again.stdout)")
+
+        // Into Atoll's own registry, then back into another daemon: same image ID.
+        let own = "127.0.0.1:\(port)/mine/bb:2"
+        #expect(daemon.atoll(["tag", "busybox", own]).status == 0)
+        #expect(daemon.atoll(["push", "-q", own]).status == 0)
+        let other = try DaemonFixture()
+        defer { other.shutdown() }
+        let pulled = other.atoll(["pull", "-q", own])
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(other.atoll(["image", "inspect", "-f", "{{.Id}}", own]).stdout == "\(local)\n")
+        #expect(other.atoll(["pull", "-q", name]).status == 0)
+
+        let missing = daemon.atoll(["push", "127.0.0.1:\(registry.port)/nothing:here"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("no such image"), "\(missing.stderr)")
+    }
 }
