@@ -17,47 +17,53 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         request: Atoll_Engine_V1_PullRequest, response: RPCWriter<Atoll_Engine_V1_PullProgress>, context: ServerContext
     ) async throws {
         let platform = try request.platform.isEmpty ? nil : Platform(parsing: request.platform)
-        let credentials =
-            request.username.isEmpty ? nil : RegistryCredentials(username: request.username, password: request.password)
-        let (events, continuation) = AsyncStream<Atoll_Engine_V1_PullProgress>.makeStream()
-        let throttle = ProgressThrottle()
-        let images = engine.images
-        let registries = self.registries
-        let pulling = Task {
-            defer { continuation.finish() }
-            return try await images.pull(
-                request.reference, platform: platform, access: registries, credentials: credentials
-            ) { event in
-                if let message = throttle.message(for: event) { continuation.yield(message) }
-            }
+        let credentials = Self.credentials(request.username, request.password)
+        let (images, registries) = (engine.images, self.registries)
+        try await Self.streamProgress(to: response) { events in
+            _ = try await images.pull(
+                request.reference, platform: platform, access: registries, credentials: credentials, events: events)
+            return nil
         }
-        for await message in events { try await response.write(message) }
-        _ = try await pulling.value
     }
 
     func push(
         request: Atoll_Engine_V1_PushRequest, response: RPCWriter<Atoll_Engine_V1_PullProgress>, context: ServerContext
     ) async throws {
-        let credentials =
-            request.username.isEmpty ? nil : RegistryCredentials(username: request.username, password: request.password)
-        let (events, continuation) = AsyncStream<Atoll_Engine_V1_PullProgress>.makeStream()
+        let credentials = Self.credentials(request.username, request.password)
+        let (images, registries) = (engine.images, self.registries)
+        try await Self.streamProgress(to: response) { events in
+            try await images.push(request.reference, access: registries, credentials: credentials, events: events)
+        }
+    }
+
+    static func credentials(_ username: String, _ password: String) -> RegistryCredentials? {
+        username.isEmpty ? nil : RegistryCredentials(username: username, password: password)
+    }
+
+    /// Runs a pull or push, sending its events (throttled) as they come; a digest it returns
+    /// ends the stream as a "stored" message.
+    static func streamProgress(
+        to response: RPCWriter<Atoll_Engine_V1_PullProgress>,
+        _ work: @escaping @Sendable (@escaping @Sendable (PullEvent) -> Void) async throws -> Digest?
+    ) async throws {
+        let (messages, continuation) = AsyncStream<Atoll_Engine_V1_PullProgress>.makeStream()
         let throttle = ProgressThrottle()
-        let images = engine.images
-        let registries = self.registries
-        let pushing = Task {
+        let running = Task {
             defer { continuation.finish() }
-            let digest = try await images.push(request.reference, access: registries, credentials: credentials) {
-                event in
+            let digest = try await work { event in
                 if let message = throttle.message(for: event) { continuation.yield(message) }
             }
-            var done = Atoll_Engine_V1_PullProgress()
-            done.kind = "stored"
-            done.digest = digest.description
-            continuation.yield(done)
+            if let digest {
+                var done = Atoll_Engine_V1_PullProgress()
+                done.kind = "stored"
+                done.digest = digest.description
+                continuation.yield(done)
+            }
         }
-        for await message in events { try await response.write(message) }
-        try await pushing.value
+        for await message in messages { try await response.write(message) }
+        try await running.value
     }
+
     var images: ImageService { engine.images }
 
     func importRootfs(
