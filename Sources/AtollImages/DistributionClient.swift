@@ -160,15 +160,11 @@ final class DistributionClient: Sendable {
             progress(cursor.offset)
             return buffer
         })
-        var request = HTTPClientRequest(url: target)
-        request.method = .PUT
-        request.headers.add(name: "Content-Type", value: "application/octet-stream")
-        if let value = authorization.withLock({ $0 }) { request.headers.add(name: "Authorization", value: value) }
-        request.body = .stream(body, length: .known(size))
-        let response: HTTPClientResponse
-        do { response = try await http.execute(request, timeout: .seconds(3600)) } catch {
-            throw AtollError(.unavailable, "cannot upload \(descriptor.digest) to \(reference.domain)", cause: error)
-        }
+        // Not through `send`: a streamed body cannot be sent twice (the HEAD or POST before it
+        // already answered any challenge).
+        let response = try await execute(
+            "PUT", target, contentType: "application/octet-stream", body: .stream(body, length: .known(size)),
+            timeout: .seconds(3600))
         guard response.status == .created else {
             throw try await failure(response, "uploading \(descriptor.digest) to \(reference.name)")
         }
@@ -181,15 +177,8 @@ final class DistributionClient: Sendable {
 
     /// PUTs a manifest under a tag; returns the digest the registry names.
     func putManifest(_ bytes: [UInt8], mediaType: String, tag: String) async throws -> String? {
-        var request = HTTPClientRequest(url: "\(repositoryURL)/manifests/\(tag)")
-        request.method = .PUT
-        request.headers.add(name: "Content-Type", value: mediaType)
-        if let value = authorization.withLock({ $0 }) { request.headers.add(name: "Authorization", value: value) }
-        request.body = .bytes(ByteBuffer(bytes: bytes))
-        let response: HTTPClientResponse
-        do { response = try await http.execute(request, timeout: .seconds(300)) } catch {
-            throw AtollError(.unavailable, "cannot push the manifest to \(reference.domain)", cause: error)
-        }
+        let response = try await execute(
+            "PUT", "\(repositoryURL)/manifests/\(tag)", contentType: mediaType, body: .bytes(ByteBuffer(bytes: bytes)))
         guard response.status == .created else {
             throw try await failure(response, "pushing the manifest of \(reference.name):\(tag)")
         }
@@ -209,15 +198,21 @@ final class DistributionClient: Sendable {
         return response
     }
 
-    private func execute(_ method: String, _ url: String, accept: [String]) async throws -> HTTPClientResponse {
+    private func execute(
+        _ method: String, _ url: String, accept: [String] = [], contentType: String? = nil,
+        body: HTTPClientRequest.Body? = nil, timeout: TimeAmount = .seconds(300)
+    ) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
         if !accept.isEmpty { request.headers.add(name: "Accept", value: accept.joined(separator: ", ")) }
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
         if let value = authorization.withLock({ $0 }) { request.headers.add(name: "Authorization", value: value) }
+        request.body = body
         do {
-            return try await http.execute(request, timeout: .seconds(300))
+            return try await http.execute(request, timeout: timeout)
         } catch {
-            throw AtollError(.unavailable, "cannot reach the registry \(reference.domain) (\(url))", cause: error)
+            throw AtollError(
+                .unavailable, "cannot reach the registry \(reference.domain) (\(method) \(url))", cause: error)
         }
     }
 

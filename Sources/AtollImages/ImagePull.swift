@@ -101,27 +101,37 @@ extension ImageService {
             }
         }
         let content = self.content
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var next = 0
-            func launch() {
-                let descriptor = missing[next]
-                next += 1
-                group.addTask {
-                    try await client.fetchBlob(descriptor, into: content) { received in
-                        events(.progress(descriptor.digest, received: received, total: descriptor.size))
-                    }
-                    events(.fetched(descriptor.digest))
-                }
+        try await Self.transfer(missing) { descriptor in
+            try await client.fetchBlob(descriptor, into: content) { received in
+                events(.progress(descriptor.digest, received: received, total: descriptor.size))
             }
-            while next < min(Self.concurrentFetches, missing.count) { launch() }
-            while try await group.next() != nil {
-                if next < missing.count { launch() }
-            }
+            events(.fetched(descriptor.digest))
         }
     }
 }
 
 extension ImageService {
+    /// Runs `body` for each blob, at most `concurrentFetches` at once; the first failure ends it.
+    static func transfer(
+        _ blobs: [Descriptor], _ body: @escaping @Sendable (Descriptor) async throws -> Void
+    ) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            while next < min(concurrentFetches, blobs.count) {
+                let blob = blobs[next]
+                group.addTask { try await body(blob) }
+                next += 1
+            }
+            while next < blobs.count, try await group.next() != nil {
+                let blob = blobs[next]
+                group.addTask { try await body(blob) }
+                next += 1
+            }
+            // Unlike next(), leaving the group would drop the errors of the tasks still running.
+            try await group.waitForAll()
+        }
+    }
+
     /// `atoll push NAME[:TAG]`: uploads what the repository lacks (config and layers, checked
     /// with HEAD first), then the manifest under the tag. Returns the manifest's digest.
     public func push(
@@ -140,27 +150,17 @@ extension ImageService {
         let digest = try Digest(parsing: image.manifestDigest)
         events(.resolved(manifest: digest, layers: manifest.layers))
         let content = self.content
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var pending = [manifest.config] + manifest.layers
-            var seen = Set<Digest>()
-            pending.removeAll { !seen.insert($0.digest).inserted }
-            func launch() {
-                let descriptor = pending.removeFirst()
-                group.addTask {
-                    if try await client.hasBlob(descriptor.digest) {
-                        events(.present(descriptor.digest))
-                        return
-                    }
-                    try await client.uploadBlob(descriptor, from: content) { sent in
-                        events(.progress(descriptor.digest, received: sent, total: descriptor.size))
-                    }
-                    events(.fetched(descriptor.digest))
-                }
+        var seen = Set<Digest>()
+        let blobs = ([manifest.config] + manifest.layers).filter { seen.insert($0.digest).inserted }
+        try await Self.transfer(blobs) { descriptor in
+            if try await client.hasBlob(descriptor.digest) {
+                events(.present(descriptor.digest))
+                return
             }
-            for _ in 0..<min(Self.concurrentFetches, pending.count) { launch() }
-            while try await group.next() != nil {
-                if !pending.isEmpty { launch() }
+            try await client.uploadBlob(descriptor, from: content) { sent in
+                events(.progress(descriptor.digest, received: sent, total: descriptor.size))
             }
+            events(.fetched(descriptor.digest))
         }
         let pushed = try await client.putManifest(
             manifestBytes, mediaType: image.manifestMediaType, tag: reference.tag ?? ImageReference.defaultTag)

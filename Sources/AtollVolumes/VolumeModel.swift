@@ -81,12 +81,7 @@ public enum VolumeName {
                 "invalid volume name \"\(name)\": a name cannot contain \"/\" or \"..\" (it names a directory under the volumes root)"
             )
         }
-        func alphanumeric(_ scalar: Unicode.Scalar) -> Bool {
-            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-        }
-        let allowed = name.unicodeScalars.allSatisfy { alphanumeric($0) || "_.-".unicodeScalars.contains($0) }
-        let firstAllowed = name.unicodeScalars.first.map(alphanumeric) ?? false
-        guard allowed, firstAllowed, name.count >= 2, name.count <= 255 else {
+        guard ObjectName.isValid(name), name.count <= 255 else {
             throw AtollError.invalidArgument(
                 "invalid volume name \"\(name)\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least 2 characters")
         }

@@ -8,14 +8,12 @@ import Testing
     /// A daemon serving the registry on a free port, and that port.
     static func registryDaemon() throws -> (DaemonFixture, Int) {
         let daemon = try DaemonFixture(extraArguments: ["--registry-addr", "127.0.0.1:0"])
-        let log = daemon.daemonLog()
-        guard let range = log.range(of: #"http://127\.0\.0\.1:(\d+)/v2/"#, options: .regularExpression),
-            let port = Int(log[range].dropFirst("http://127.0.0.1:".count).dropLast(4))
-        else {
+        do {
+            return (daemon, try port(of: daemon))
+        } catch {
             daemon.shutdown()
-            throw FixtureError("the registry did not report its port: \(log)")
+            throw error
         }
-        return (daemon, port)
     }
 
     @Test func skopeoPushesAndPullsAndTheDigestsStayTheSame() throws {
@@ -91,11 +89,12 @@ import Testing
             daemon.daemonLog().contains("invalid --registry-addr \"nowhere\": want HOST:PORT"), "\(daemon.daemonLog())")
     }
 
+    /// The port the registry last reported in the daemon's log (it binds port 0).
     static func port(of daemon: DaemonFixture) throws -> Int {
         let log = daemon.daemonLog()
         let matches = log.ranges(of: #/http://127\.0\.0\.1:(\d+)/v2//#).last
         guard let matches, let port = Int(log[matches].dropFirst("http://127.0.0.1:".count).dropLast(4)) else {
-            throw FixtureError("no registry port in the log")
+            throw FixtureError("the registry did not report its port: \(log)")
         }
         return port
     }

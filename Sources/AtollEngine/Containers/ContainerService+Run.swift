@@ -145,8 +145,19 @@ extension ContainerService {
 
     /// The image config this container was made from.
     func imageConfig(_ record: ContainerRecord) throws -> ImageConfig.Config {
-        let image = try images.resolve(record.imageID)
-        return try images.manifestAndConfig(of: image).1.config ?? ImageConfig.Config()
+        try imageConfig(imageID: record.imageID)
+    }
+
+    /// An image's config, read once: image IDs are config digests, so an entry never goes stale,
+    /// and create, start, stop, health checks and `ps` no longer read and parse the blob each time.
+    func imageConfig(imageID: String) throws -> ImageConfig.Config {
+        if let cached = imageConfigs.withLock({ $0[imageID] }) { return cached }
+        let config = try images.manifestAndConfig(of: try images.resolve(imageID)).1.config ?? ImageConfig.Config()
+        imageConfigs.withLock { cache in
+            if cache.count >= 256 { cache.removeAll() }
+            cache[imageID] = config
+        }
+        return config
     }
 
     /// Merges the settings with the image's config as Docker does and builds the runtime spec.

@@ -26,6 +26,8 @@ public final class ContainerService: Sendable {
     let watcherHolder = Mutex<ExitWatcher?>(nil)
     /// Exit codes of containers removed on exit (`--rm`), so that `run` and `wait` still learn them.
     let removedExits = Mutex<[(id: String, code: Int32)]>([])
+    /// Image configs by image ID (see `imageConfig(imageID:)`).
+    let imageConfigs = Mutex<[String: ImageConfig.Config]>([:])
     let logger = Logger(label: "atoll.containers")
 
     init(
@@ -95,8 +97,7 @@ public final class ContainerService: Sendable {
                 "the container name \"/\(name)\" is already in use by container \(existing.id): remove or rename that container to reuse the name"
             )
         }
-        let imageConfig = try images.manifestAndConfig(of: image).1.config ?? ImageConfig.Config()
-        settings.mounts = try resolveMounts(settings, image: imageConfig)
+        settings.mounts = try resolveMounts(settings, image: try imageConfig(imageID: image.id))
         let (mounts, createdVolumes) = try createVolumes(for: settings.mounts)
         settings.mounts = mounts
         let record = ContainerRecord(
@@ -132,12 +133,7 @@ public final class ContainerService: Sendable {
     func validate(_ settings: inout ContainerSettings) throws {
         if !settings.name.isEmpty {
             if settings.name.hasPrefix("/") { settings.name.removeFirst() }
-            let allowed = settings.name.unicodeScalars.allSatisfy {
-                CharacterSet.alphanumerics.contains($0) && $0.isASCII || "_.-".unicodeScalars.contains($0)
-            }
-            guard allowed, settings.name.count >= 2,
-                settings.name.first?.isLetter == true || settings.name.first?.isNumber == true
-            else {
+            guard ObjectName.isValid(settings.name) else {
                 throw AtollError.invalidArgument(
                     "invalid container name \"\(settings.name)\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
             }
