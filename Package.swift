@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.86.0"),
     ],
     targets: [
         // Layer 0: the little C the platform needs, and system libraries.
@@ -31,6 +32,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
         .target(
             name: "AtollCore",
             dependencies: [
@@ -68,6 +70,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "AtollNetwork",
+            dependencies: [
+                "AtollCore", "CAtollShim", "CNftables",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "AtollRegistry",
             dependencies: [
                 "AtollCore", "AtollOCI", "AtollStorage",
@@ -81,6 +93,7 @@ let package = Package(
             name: "AtollEngine",
             dependencies: [
                 "AtollCore", "AtollOCI", "AtollStorage", "AtollImages", "AtollRuntime", "AtollVolumes", "AtollRegistry",
+                "AtollNetwork",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -99,7 +112,7 @@ let package = Package(
             name: "AtollDaemon",
             dependencies: [
                 "AtollCore", "AtollOCI", "AtollImages", "AtollEngine", "AtollRuntime", "AtollVolumes", "AtollRegistry",
-                "AtollAPI",
+                "AtollNetwork", "AtollAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,8 +148,12 @@ let package = Package(
         .testTarget(name: "AtollRuntimeTests", dependencies: ["AtollRuntime", "AtollCore"]),
         .testTarget(name: "AtollVolumesTests", dependencies: ["AtollVolumes", "AtollCore"]),
         .testTarget(
+            name: "AtollNetworkTests",
+            dependencies: ["AtollNetwork", "AtollCore", "CAtollShim", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
             name: "AtollEngineTests",
-            dependencies: ["AtollEngine", "AtollRuntime", "AtollVolumes", "AtollCore", "AtollOCI"]
+            dependencies: ["AtollEngine", "AtollRuntime", "AtollVolumes", "AtollNetwork", "AtollCore", "AtollOCI"]
         ),
         .testTarget(
             name: "AtollImagesTests",

@@ -182,7 +182,7 @@ public nonisolated struct Atoll_Engine_V1_ContainerConfig: @unchecked Sendable {
     set {_uniqueStorage()._stopTimeout = newValue}
   }
 
-  /// "none" only, until networking arrives: a private network namespace with loopback.
+  /// "bridge" (the default), "host", "none" (loopback only) or a user-defined network's name or ID.
   public var network: String {
     get {_storage._network}
     set {_uniqueStorage()._network = newValue}
@@ -220,6 +220,55 @@ public nonisolated struct Atoll_Engine_V1_ContainerConfig: @unchecked Sendable {
   public var volumesFrom: [String] {
     get {_storage._volumesFrom}
     set {_uniqueStorage()._volumesFrom = newValue}
+  }
+
+  /// `-p [ip:][hostPort:]containerPort[/tcp|udp]`; ranges as `8000-8001:80-81`.
+  public var publish: [String] {
+    get {_storage._publish}
+    set {_uniqueStorage()._publish = newValue}
+  }
+
+  /// `-P`: every port the image exposes, each on a free host port.
+  public var publishAll: Bool {
+    get {_storage._publishAll}
+    set {_uniqueStorage()._publishAll = newValue}
+  }
+
+  /// `--ip`, `--ip6` and `--network-alias` on the network `network` names.
+  public var ipv4Address: String {
+    get {_storage._ipv4Address}
+    set {_uniqueStorage()._ipv4Address = newValue}
+  }
+
+  public var ipv6Address: String {
+    get {_storage._ipv6Address}
+    set {_uniqueStorage()._ipv6Address = newValue}
+  }
+
+  public var networkAliases: [String] {
+    get {_storage._networkAliases}
+    set {_uniqueStorage()._networkAliases = newValue}
+  }
+
+  /// `--dns`, `--dns-search`, `--dns-option`, `--add-host NAME:IP`.
+  public var dns: [String] {
+    get {_storage._dns}
+    set {_uniqueStorage()._dns = newValue}
+  }
+
+  public var dnsSearch: [String] {
+    get {_storage._dnsSearch}
+    set {_uniqueStorage()._dnsSearch = newValue}
+  }
+
+  public var dnsOptions: [String] {
+    get {_storage._dnsOptions}
+    set {_uniqueStorage()._dnsOptions = newValue}
+  }
+
+  public var extraHosts: [String] {
+    get {_storage._extraHosts}
+    set {_uniqueStorage()._extraHosts = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -566,6 +615,12 @@ public nonisolated struct Atoll_Engine_V1_ContainerSummary: Sendable {
   public var health: String = String()
 
   public var exitCode: Int32 = 0
+
+  /// Published ports as docker ps shows them: "0.0.0.0:8080->80/tcp".
+  public var ports: [String] = []
+
+  /// Names of the networks the container is on.
+  public var networks: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -932,7 +987,7 @@ fileprivate nonisolated let _protobuf_package = "atoll.engine.v1"
 
 nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ContainerConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}image\0\u{1}name\0\u{1}cmd\0\u{3}entrypoint_set\0\u{1}entrypoint\0\u{1}env\0\u{1}user\0\u{1}workdir\0\u{1}hostname\0\u{1}tty\0\u{3}open_stdin\0\u{3}read_only\0\u{3}cap_add\0\u{3}cap_drop\0\u{3}security_opt\0\u{1}privileged\0\u{1}init\0\u{3}memory_bytes\0\u{3}nano_cpus\0\u{3}pids_limit\0\u{3}shm_size_bytes\0\u{1}ulimits\0\u{3}restart_policy\0\u{3}auto_remove\0\u{1}runtime\0\u{1}labels\0\u{3}stop_signal\0\u{3}stop_timeout\0\u{1}network\0\u{1}health\0\u{1}volumes\0\u{1}mounts\0\u{1}tmpfs\0\u{3}volumes_from\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}image\0\u{1}name\0\u{1}cmd\0\u{3}entrypoint_set\0\u{1}entrypoint\0\u{1}env\0\u{1}user\0\u{1}workdir\0\u{1}hostname\0\u{1}tty\0\u{3}open_stdin\0\u{3}read_only\0\u{3}cap_add\0\u{3}cap_drop\0\u{3}security_opt\0\u{1}privileged\0\u{1}init\0\u{3}memory_bytes\0\u{3}nano_cpus\0\u{3}pids_limit\0\u{3}shm_size_bytes\0\u{1}ulimits\0\u{3}restart_policy\0\u{3}auto_remove\0\u{1}runtime\0\u{1}labels\0\u{3}stop_signal\0\u{3}stop_timeout\0\u{1}network\0\u{1}health\0\u{1}volumes\0\u{1}mounts\0\u{1}tmpfs\0\u{3}volumes_from\0\u{1}publish\0\u{3}publish_all\0\u{3}ipv4_address\0\u{3}ipv6_address\0\u{3}network_aliases\0\u{1}dns\0\u{3}dns_search\0\u{3}dns_options\0\u{3}extra_hosts\0")
 
   fileprivate class _StorageClass {
     var _image: String = String()
@@ -969,6 +1024,15 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
     var _mounts: [String] = []
     var _tmpfs: [String] = []
     var _volumesFrom: [String] = []
+    var _publish: [String] = []
+    var _publishAll: Bool = false
+    var _ipv4Address: String = String()
+    var _ipv6Address: String = String()
+    var _networkAliases: [String] = []
+    var _dns: [String] = []
+    var _dnsSearch: [String] = []
+    var _dnsOptions: [String] = []
+    var _extraHosts: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1013,6 +1077,15 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
       _mounts = source._mounts
       _tmpfs = source._tmpfs
       _volumesFrom = source._volumesFrom
+      _publish = source._publish
+      _publishAll = source._publishAll
+      _ipv4Address = source._ipv4Address
+      _ipv6Address = source._ipv6Address
+      _networkAliases = source._networkAliases
+      _dns = source._dns
+      _dnsSearch = source._dnsSearch
+      _dnsOptions = source._dnsOptions
+      _extraHosts = source._extraHosts
     }
   }
 
@@ -1065,6 +1138,15 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
         case 32: try { try decoder.decodeRepeatedStringField(value: &_storage._mounts) }()
         case 33: try { try decoder.decodeRepeatedStringField(value: &_storage._tmpfs) }()
         case 34: try { try decoder.decodeRepeatedStringField(value: &_storage._volumesFrom) }()
+        case 35: try { try decoder.decodeRepeatedStringField(value: &_storage._publish) }()
+        case 36: try { try decoder.decodeSingularBoolField(value: &_storage._publishAll) }()
+        case 37: try { try decoder.decodeSingularStringField(value: &_storage._ipv4Address) }()
+        case 38: try { try decoder.decodeSingularStringField(value: &_storage._ipv6Address) }()
+        case 39: try { try decoder.decodeRepeatedStringField(value: &_storage._networkAliases) }()
+        case 40: try { try decoder.decodeRepeatedStringField(value: &_storage._dns) }()
+        case 41: try { try decoder.decodeRepeatedStringField(value: &_storage._dnsSearch) }()
+        case 42: try { try decoder.decodeRepeatedStringField(value: &_storage._dnsOptions) }()
+        case 43: try { try decoder.decodeRepeatedStringField(value: &_storage._extraHosts) }()
         default: break
         }
       }
@@ -1179,6 +1261,33 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
       if !_storage._volumesFrom.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._volumesFrom, fieldNumber: 34)
       }
+      if !_storage._publish.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._publish, fieldNumber: 35)
+      }
+      if _storage._publishAll != false {
+        try visitor.visitSingularBoolField(value: _storage._publishAll, fieldNumber: 36)
+      }
+      if !_storage._ipv4Address.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._ipv4Address, fieldNumber: 37)
+      }
+      if !_storage._ipv6Address.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._ipv6Address, fieldNumber: 38)
+      }
+      if !_storage._networkAliases.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._networkAliases, fieldNumber: 39)
+      }
+      if !_storage._dns.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._dns, fieldNumber: 40)
+      }
+      if !_storage._dnsSearch.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._dnsSearch, fieldNumber: 41)
+      }
+      if !_storage._dnsOptions.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._dnsOptions, fieldNumber: 42)
+      }
+      if !_storage._extraHosts.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._extraHosts, fieldNumber: 43)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1222,6 +1331,15 @@ nonisolated extension Atoll_Engine_V1_ContainerConfig: SwiftProtobuf.Message, Sw
         if _storage._mounts != rhs_storage._mounts {return false}
         if _storage._tmpfs != rhs_storage._tmpfs {return false}
         if _storage._volumesFrom != rhs_storage._volumesFrom {return false}
+        if _storage._publish != rhs_storage._publish {return false}
+        if _storage._publishAll != rhs_storage._publishAll {return false}
+        if _storage._ipv4Address != rhs_storage._ipv4Address {return false}
+        if _storage._ipv6Address != rhs_storage._ipv6Address {return false}
+        if _storage._networkAliases != rhs_storage._networkAliases {return false}
+        if _storage._dns != rhs_storage._dns {return false}
+        if _storage._dnsSearch != rhs_storage._dnsSearch {return false}
+        if _storage._dnsOptions != rhs_storage._dnsOptions {return false}
+        if _storage._extraHosts != rhs_storage._extraHosts {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1869,7 +1987,7 @@ nonisolated extension Atoll_Engine_V1_ListContainersRequest: SwiftProtobuf.Messa
 
 nonisolated extension Atoll_Engine_V1_ContainerSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ContainerSummary"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}image\0\u{3}image_id\0\u{1}command\0\u{1}created\0\u{1}state\0\u{1}status\0\u{1}labels\0\u{1}health\0\u{3}exit_code\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}image\0\u{3}image_id\0\u{1}command\0\u{1}created\0\u{1}state\0\u{1}status\0\u{1}labels\0\u{1}health\0\u{3}exit_code\0\u{1}ports\0\u{1}networks\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1888,6 +2006,8 @@ nonisolated extension Atoll_Engine_V1_ContainerSummary: SwiftProtobuf.Message, S
       case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.health) }()
       case 11: try { try decoder.decodeSingularInt32Field(value: &self.exitCode) }()
+      case 12: try { try decoder.decodeRepeatedStringField(value: &self.ports) }()
+      case 13: try { try decoder.decodeRepeatedStringField(value: &self.networks) }()
       default: break
       }
     }
@@ -1927,6 +2047,12 @@ nonisolated extension Atoll_Engine_V1_ContainerSummary: SwiftProtobuf.Message, S
     if self.exitCode != 0 {
       try visitor.visitSingularInt32Field(value: self.exitCode, fieldNumber: 11)
     }
+    if !self.ports.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.ports, fieldNumber: 12)
+    }
+    if !self.networks.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.networks, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1942,6 +2068,8 @@ nonisolated extension Atoll_Engine_V1_ContainerSummary: SwiftProtobuf.Message, S
     if lhs.labels != rhs.labels {return false}
     if lhs.health != rhs.health {return false}
     if lhs.exitCode != rhs.exitCode {return false}
+    if lhs.ports != rhs.ports {return false}
+    if lhs.networks != rhs.networks {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

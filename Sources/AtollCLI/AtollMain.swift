@@ -20,9 +20,11 @@ public struct Atoll: AsyncParsableCommand {
             SystemCommand.self,
             RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
             KillCommand.self, PauseCommand.self, UnpauseCommand.self, RmCommand.self, PsCommand.self,
-            InspectCommand.self, LogsCommand.self, WaitCommand.self, ExecCommand.self, AttachCommand.self,
+            InspectCommand.self, PortCommand.self, LogsCommand.self, WaitCommand.self, ExecCommand.self,
+            AttachCommand.self,
             TopCommand.self, StatsCommand.self, RenameCommand.self, CpCommand.self, ContainerCommand.self,
             VolumeCommand.self,
+            NetworkCommand.self,
         ])
 
     public init() {}

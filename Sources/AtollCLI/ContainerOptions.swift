@@ -40,7 +40,27 @@ struct ContainerOptions: ParsableArguments {
     @Option(name: .customLong("stop-signal"), help: "Signal to stop the container.") var stopSignal: String?
     @Option(name: .customLong("stop-timeout"), help: "Timeout (in seconds) to stop a container.") var stopTimeout:
         Int32?
-    @Option(name: .long, help: "Connect the container to a network (none).") var network: String?
+    @Option(
+        name: [.customLong("network"), .customLong("net")],
+        help: "Connect the container to a network (bridge, host, none, or a network's name).")
+    var network: String?
+    @Option(
+        name: [.customShort("p"), .long],
+        help: "Publish a container's port to the host ([ip:][hostPort:]containerPort[/udp]).")
+    var publish: [String] = []
+    @Flag(
+        name: [.customShort("P"), .customLong("publish-all")], help: "Publish every exposed port to a free host port.")
+    var publishAll = false
+    @Option(name: .long, help: "IPv4 address on the network (e.g. 172.30.100.104).") var ip: String?
+    @Option(name: .long, help: "IPv6 address on the network.") var ip6: String?
+    @Option(name: [.customLong("network-alias"), .customLong("net-alias")], help: "Add a network-scoped alias.")
+    var networkAlias: [String] = []
+    @Option(name: .long, help: "Set custom DNS servers.") var dns: [String] = []
+    @Option(name: .customLong("dns-search"), help: "Set custom DNS search domains.") var dnsSearch: [String] = []
+    @Option(name: [.customLong("dns-option"), .customLong("dns-opt")], help: "Set DNS options.") var dnsOption:
+        [String] = []
+    @Option(name: .customLong("add-host"), help: "Add a custom host-to-IP mapping (host:ip).") var addHost: [String] =
+        []
     @Option(
         name: [.customShort("v"), .long],
         help: "Bind mount a volume: NAME:TARGET, /HOST/PATH:TARGET or TARGET (anonymous), with :ro, :rw, :nocopy…")
@@ -107,7 +127,16 @@ struct ContainerOptions: ParsableArguments {
             }, uniquingKeysWith: { $1 })
         config.stopSignal = stopSignal ?? ""
         config.stopTimeout = stopTimeout ?? -1
-        config.network = network ?? "none"
+        config.network = network ?? ""
+        config.publish = publish
+        config.publishAll = publishAll
+        config.ipv4Address = ip ?? ""
+        config.ipv6Address = ip6 ?? ""
+        config.networkAliases = networkAlias
+        config.dns = dns
+        config.dnsSearch = dnsSearch
+        config.dnsOptions = dnsOption
+        config.extraHosts = addHost
         config.volumes = volume.map(Self.absoluteBindSource)
         config.mounts = mount
         config.tmpfs = tmpfs

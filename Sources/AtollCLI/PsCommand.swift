@@ -36,7 +36,8 @@ struct PsCommand: AsyncParsableCommand {
                 "Names": container.name, "State": container.state, "Health": container.health,
                 "Labels": container.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
                     separator: ","),
-                "RunningFor": Output.since(container.created), "Ports": "",
+                "RunningFor": Output.since(container.created), "Ports": container.ports.joined(separator: ", "),
+                "Networks": container.networks.joined(separator: ","),
             ]
         }
         RowFormat(options.format).render(

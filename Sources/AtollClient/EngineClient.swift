@@ -36,6 +36,7 @@ public struct EngineClient: Sendable {
     public let images: Atoll_Engine_V1_Images.Client<HTTP2ClientTransport.Posix>
     public let containers: Atoll_Engine_V1_Containers.Client<HTTP2ClientTransport.Posix>
     public let volumes: Atoll_Engine_V1_Volumes.Client<HTTP2ClientTransport.Posix>
+    public let networks: Atoll_Engine_V1_Networks.Client<HTTP2ClientTransport.Posix>
     public let endpoint: EngineEndpoint
 
     /// Connects, runs `body`, and closes. A daemon that is not there is reported in one line
@@ -66,6 +67,7 @@ public struct EngineClient: Sendable {
                     images: Atoll_Engine_V1_Images.Client(wrapping: client),
                     containers: Atoll_Engine_V1_Containers.Client(wrapping: client),
                     volumes: Atoll_Engine_V1_Volumes.Client(wrapping: client),
+                    networks: Atoll_Engine_V1_Networks.Client(wrapping: client),
                     endpoint: endpoint))
         }
     }

@@ -26,3 +26,28 @@ public enum SocketProbe {
         return result == 0 ? 0 : errno
     }
 }
+
+extension SocketProbe {
+    /// 0 when a TCP or UDP socket could bind the IPv4 address (network-order bytes) and port right
+    /// now, else the errno of the failed bind (EADDRINUSE: another program holds it). The socket
+    /// is closed at once: this only asks.
+    public static func bindError(ipv4: [UInt8], port: UInt16, udp: Bool) -> Int32 {
+        let type = udp ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)
+        let fd = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        // Connections in TIME_WAIT do not hold a port against a new listener.
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        withUnsafeMutableBytes(of: &address.sin_addr) { $0.copyBytes(from: ipv4.prefix(4)) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return result == 0 ? 0 : errno
+    }
+}

@@ -1,6 +1,7 @@
 import AtollAPI
 import AtollCore
 import AtollEngine
+import AtollNetwork
 import AtollRuntime
 import AtollVolumes
 import Foundation
@@ -54,6 +55,21 @@ struct ContainersService: Atoll_Engine_V1_Containers.SimpleServiceProtocol {
         settings.stopSignal = config.stopSignal
         settings.stopTimeout = config.stopTimeout
         settings.network = config.network
+        var networking = ContainerNetworking()
+        if !config.ipv4Address.isEmpty || !config.ipv6Address.isEmpty || !config.networkAliases.isEmpty {
+            networking.attachments = [
+                NetworkAttachment(
+                    network: config.network.isEmpty ? "bridge" : config.network, ipv4: config.ipv4Address,
+                    ipv6: config.ipv6Address, aliases: config.networkAliases)
+            ]
+        }
+        networking.ports = try config.publish.flatMap(PortSpec.parse)
+        networking.publishAll = config.publishAll
+        networking.dns = config.dns
+        networking.dnsSearch = config.dnsSearch
+        networking.dnsOptions = config.dnsOptions
+        networking.extraHosts = config.extraHosts
+        settings.networking = networking
         settings.mounts =
             try config.volumes.map(MountParser.volumeFlag) + config.mounts.map(MountParser.mountFlag)
             + config.tmpfs.map(MountParser.tmpfsFlag)
@@ -251,6 +267,8 @@ struct ContainersService: Atoll_Engine_V1_Containers.SimpleServiceProtocol {
             message.labels = summary.record.settings.labels
             message.health = summary.health
             message.exitCode = summary.record.state.exitCode
+            message.ports = summary.ports
+            message.networks = summary.networks
             return message
         }
         return response

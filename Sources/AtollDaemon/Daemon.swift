@@ -20,6 +20,8 @@ public struct DaemonOptions: Sendable {
     public var registryAddress: String?
     /// Registries pulled from over plain HTTP (loopback ones always are).
     public var insecureRegistries: [String] = []
+    /// The default bridge network's device.
+    public var bridge = "atoll0"
 
     public init(root: String, socket: String, storageDriver: String?, runDirectory: String) {
         self.root = root
@@ -49,12 +51,13 @@ public enum Daemon {
         let engine = try await BlockingWork.run {
             try Engine(
                 configuration: EngineConfiguration(
-                    root: options.root, storageDriver: options.storageDriver, runDirectory: options.runDirectory))
+                    root: options.root, storageDriver: options.storageDriver, runDirectory: options.runDirectory,
+                    defaultBridge: options.bridge))
         }
         // Probe the runtimes (containers need them), then take back the containers: exits recorded
         // while atolld was down, monitors still running, restart policies.
         _ = await Task.detached { engine.runtimeStatuses() }.value
-        try await BlockingWork.run { try engine.containers.recover() }
+        try await BlockingWork.run { try engine.recover() }
 
         let transport = HTTP2ServerTransport.Posix(
             address: .unixDomainSocket(path: options.socket),
@@ -72,7 +75,7 @@ public enum Daemon {
                 SystemService(engine: engine, socketPath: options.socket),
                 ImagesService(
                     engine: engine, registries: RegistryAccess(insecureRegistries: Set(options.insecureRegistries))),
-                ContainersService(engine: engine), VolumesService(engine: engine),
+                ContainersService(engine: engine), VolumesService(engine: engine), NetworksService(engine: engine),
             ])
 
         let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
@@ -104,6 +107,7 @@ public enum Daemon {
             )
         }
         unlink(options.socket)
+        engine.networks.shutdown()
         logger.info("atolld stopped")
     }
 

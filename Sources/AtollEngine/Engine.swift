@@ -1,5 +1,6 @@
 import AtollCore
 import AtollImages
+import AtollNetwork
 import AtollOCI
 import AtollRegistry
 import AtollStorage
@@ -17,11 +18,15 @@ public struct EngineConfiguration: Sendable {
     public var storageDriver: String?
     /// Where runtime state and probes go (default /run/atoll).
     public var runDirectory: String
+    /// The default bridge network's device (atoll0); a second daemon in the same network
+    /// namespace needs its own.
+    public var defaultBridge: String
 
-    public init(root: String, storageDriver: String?, runDirectory: String) {
+    public init(root: String, storageDriver: String?, runDirectory: String, defaultBridge: String = "atoll0") {
         self.root = root
         self.storageDriver = storageDriver
         self.runDirectory = runDirectory
+        self.defaultBridge = defaultBridge
     }
 }
 
@@ -35,6 +40,7 @@ public final class Engine: Sendable {
     public let images: ImageService
     public let containers: ContainerService
     public let volumes: VolumeService
+    public let networks: NetworkService
     public let registry: RegistryStore
     public let host: HostFacts
     private let runtimeCache = RuntimeCache()
@@ -51,6 +57,7 @@ public final class Engine: Sendable {
             ImageService.registerMigrations(&migrator)
             ContainerService.registerMigrations(&migrator)
             VolumeService.registerMigrations(&migrator)
+            NetworkService.registerMigrations(&migrator)
             RegistryStore.registerMigrations(&migrator)
         }
         content = try ContentStore(root: "\(root)/content")
@@ -69,8 +76,11 @@ public final class Engine: Sendable {
         let runtimeCache = self.runtimeCache
         let runDirectory = configuration.runDirectory
         volumes = try VolumeService(database: database, root: root)
+        networks = try NetworkService(
+            database: database, runDirectory: configuration.runDirectory, firewall: Self.openFirewall(logger: logger),
+            defaultBridge: configuration.defaultBridge)
         containers = try ContainerService(
-            database: database, images: images, volumes: volumes, snapshotter: snapshotter,
+            database: database, images: images, volumes: volumes, networks: networks, snapshotter: snapshotter,
             paths: ContainerPaths(root: root, run: configuration.runDirectory)
         ) {
             runtimeCache.statuses(workDirectory: runDirectory)
@@ -90,6 +100,24 @@ public final class Engine: Sendable {
         } catch {
             logger.error("garbage collection at start failed (nothing was removed): \(error)")
         }
+    }
+
+    /// libnftables, or (where it cannot start) a firewall that explains why on every change.
+    private static func openFirewall(logger: Logger) -> any Firewall {
+        do { return try NftablesFirewall() } catch {
+            logger.error("nftables unavailable: bridge networks will not work: \(error)")
+            return UnavailableFirewall(reason: "\(error)")
+        }
+    }
+
+    /// Runs once the daemon starts: networks first (bridges, addresses, ruleset, DNS for the
+    /// containers still running), then the containers themselves (reattach, reconcile, restart).
+    public func recover() throws {
+        let running = try database.read { db in
+            try ContainerRecord.fetchAll(db).filter { $0.state.status.isActive }.map(\.id)
+        }
+        try networks.recover(runningContainers: Set(running))
+        try containers.recover()
     }
 
     private static func openSnapshotter(root: String, requested: String?, logger: Logger) throws -> any Snapshotter {

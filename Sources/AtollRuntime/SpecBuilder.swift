@@ -35,6 +35,8 @@ public struct SpecInput: Sendable {
     public var mounts: [RuntimeSpec.Mount]
     /// A network namespace to join (nil: a new one, with loopback only).
     public var networkNamespace: String?
+    /// The host's network namespace (`--network host`): no network namespace entry at all.
+    public var hostNetwork = false
     public var annotations: [String: String]
 
     public init(rootfs: String, args: [String], env: [String], cwd: String, user: ResolvedUser, hostname: String) {
@@ -157,7 +159,7 @@ public enum SpecBuilder {
         }
 
         var namespaces = ["pid", "ipc", "uts", "mount", "cgroup"].map { RuntimeSpec.Namespace(type: $0) }
-        namespaces.append(.init(type: "network", path: input.networkNamespace))
+        if !input.hostNetwork { namespaces.append(.init(type: "network", path: input.networkNamespace)) }
 
         var env = input.env
         if !env.contains(where: { $0.hasPrefix("HOME=") }) { env.append("HOME=\(input.user.home)") }

@@ -33,6 +33,12 @@ struct AtollDaemonCommand: AsyncParsableCommand {
         help: "A registry (HOST[:PORT]) to reach over plain HTTP; loopback registries always are.")
     var insecureRegistries: [String] = []
 
+    @Option(
+        help:
+            "The default bridge network's device. A second atolld in the same network namespace needs its own (its rules then go into their own nftables table)."
+    )
+    var bridge = "atoll0"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -43,6 +49,7 @@ struct AtollDaemonCommand: AsyncParsableCommand {
                 root: root, socket: socket, storageDriver: storageDriver, runDirectory: execRoot)
             options.registryAddress = registryAddress
             options.insecureRegistries = insecureRegistries
+            options.bridge = bridge
             try await Daemon.run(options)
         } catch {
             FileHandle.standardError.write(Data("atolld: \(error)\n".utf8))

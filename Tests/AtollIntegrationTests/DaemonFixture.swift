@@ -23,9 +23,26 @@ final class DaemonFixture: @unchecked Sendable {
         return "\(packageRoot)/.build/debug"
     }()
 
-    init(storageDriver: String? = nil, extraArguments: [String] = [], start: Bool = true) throws {
+    /// The default bridge's device: each daemon its own, so that daemons of tests running at the
+    /// same time never share a bridge, an address pool or an nftables table.
+    let bridge: String
+    /// The network namespace the daemon runs in (nsenter --net), when the test asked for one.
+    let namespace: String?
+
+    /// With `isolatedNetwork`, atolld runs in a network namespace of its own (a lab host), so
+    /// links, addresses and rules can be compared before and after without other tests' noise.
+    init(
+        storageDriver: String? = nil, extraArguments: [String] = [], start: Bool = true, isolatedNetwork: Bool = false
+    ) throws {
         self.extraArguments = extraArguments
-        directory = "/tmp/atoll-it-\(UUID().uuidString.prefix(8).lowercased())"
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        directory = "/tmp/atoll-it-\(suffix)"
+        bridge = "atl-it-\(suffix.prefix(6))"
+        namespace = isolatedNetwork ? "atoll-it-\(suffix)" : nil
+        if let namespace {
+            let made = Self.shell("ip netns add \(namespace) && ip -n \(namespace) link set lo up")
+            guard made.status == 0 else { throw FixtureError("cannot create namespace \(namespace): \(made.stderr)") }
+        }
         root = "\(directory)/root"
         runDirectory = "\(directory)/run"
         socket = "\(directory)/run/atolld.sock"
@@ -37,10 +54,19 @@ final class DaemonFixture: @unchecked Sendable {
     /// Starts atolld and waits until it answers on its socket.
     func start() throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "\(Self.binDirectory)/atolld")
-        var arguments = ["--root", root, "--socket", socket, "--exec-root", runDirectory, "--log-level", "debug"]
+        var arguments = [
+            "--root", root, "--socket", socket, "--exec-root", runDirectory, "--log-level", "debug", "--bridge", bridge,
+        ]
         if let storageDriver { arguments += ["--storage-driver", storageDriver] }
-        process.arguments = arguments + extraArguments
+        if let namespace {
+            // Only the network namespace: /sys and its cgroup mounts stay as they are.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+            process.arguments =
+                ["--net=/run/netns/\(namespace)", "\(Self.binDirectory)/atolld"] + arguments + extraArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "\(Self.binDirectory)/atolld")
+            process.arguments = arguments + extraArguments
+        }
         let logPath = "\(directory)/atolld.log"
         if !FileManager.default.fileExists(atPath: logPath) {
             FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -90,6 +116,7 @@ final class DaemonFixture: @unchecked Sendable {
         if process?.isRunning == true {
             let ids = atoll(["ps", "-aq", "--no-trunc"]).stdout.split(separator: "\n").map(String.init)
             if !ids.isEmpty { _ = atoll(["rm", "-f"] + ids) }
+            _ = atoll(["network", "prune", "-f"])
         }
         for pid in monitorPids() { kill(pid, SIGKILL) }
         stop()
@@ -100,6 +127,16 @@ final class DaemonFixture: @unchecked Sendable {
             if fields.count > 4, fields[4].hasPrefix(directory) { umount2(String(fields[4]), Int32(MNT_DETACH)) }
         }
         try? FileManager.default.removeItem(atPath: directory)
+        // The daemon leaves its bridge and rules for containers that outlive it; the test does not.
+        let table = "atoll_\(bridge.replacingOccurrences(of: "-", with: "_"))"
+        _ = inNetwork("ip link delete \(bridge) 2>/dev/null; nft delete table inet \(table) 2>/dev/null; true")
+        if let namespace { _ = Self.shell("ip netns delete \(namespace)") }
+    }
+
+    /// Runs a shell command in the daemon's network namespace (the host's when it has none).
+    func inNetwork(_ command: String) -> Result {
+        guard let namespace else { return Self.shell(command) }
+        return Self.run("/usr/bin/nsenter", ["--net=/run/netns/\(namespace)", "/bin/bash", "-c", command])
     }
 
     struct Result {

@@ -1,4 +1,5 @@
 import AtollCore
+import AtollNetwork
 import AtollVolumes
 import Foundation
 import GRDB
@@ -33,7 +34,10 @@ public struct ContainerSettings: Codable, Sendable, Equatable {
     public var labels: [String: String] = [:]
     public var stopSignal = ""
     public var stopTimeout: Int32 = -1
+    /// "bridge", "host", "none" or a network's name or ID (rows from before networking say "none").
     public var network = "none"
+    /// Networks joined, ports published, DNS and hosts settings; nil in rows from before networking.
+    public var networking: ContainerNetworking?
     public var health: HealthSettings?
     /// Volumes, binds and tmpfs mounts; after `create`, resolved (volumes-from expanded, the
     /// image's VOLUMEs added, anonymous volumes named).

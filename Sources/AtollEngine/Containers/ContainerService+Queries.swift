@@ -1,5 +1,6 @@
 import AtollCore
 import AtollImages
+import AtollNetwork
 import AtollRuntime
 import Foundation
 import GRDB
@@ -11,6 +12,9 @@ public struct ContainerSummary: Sendable {
     public var command: String
     public var status: String
     public var health: String
+    /// "0.0.0.0:8080->80/tcp", as docker ps shows them.
+    public var ports: [String] = []
+    public var networks: [String] = []
 }
 
 extension ContainerService {
@@ -33,6 +37,8 @@ extension ContainerService {
         let ancestors = try parsed.filter { $0.0 == "ancestor" }.map { try images.resolve($0.1).id }
         let records = try database.read { db in try ContainerRecord.order(Column("created").desc).fetchAll(db) }
         let now = Date()
+        let ports = Dictionary(grouping: (try? networks.allPorts()) ?? [], by: \.containerID)
+        let attached = (try? networks.networkNames()) ?? [:]
         return records.compactMap { record in
             let state = record.state
             let showAll = all || parsed.contains { $0.0 == "status" || $0.0 == "exited" }
@@ -55,8 +61,49 @@ extension ContainerService {
             if !ancestors.isEmpty && !ancestors.contains(record.imageID) { return nil }
             return ContainerSummary(
                 record: record, imageName: record.settings.image, command: commandLine(record),
-                status: Self.statusText(state, now: now), health: state.health?.status.rawValue ?? "")
+                status: Self.statusText(state, now: now), health: state.health?.status.rawValue ?? "",
+                ports: (ports[record.id] ?? []).map(Self.portText),
+                networks: attached[record.id] ?? (record.settings.networking?.attachments.map(\.network) ?? []))
         }
+    }
+
+    /// A published port as docker ps shows it.
+    static func portText(_ port: PortRecord) -> String {
+        "\(port.hostIP.isEmpty ? "0.0.0.0" : port.hostIP):\(port.hostPort)->\(port.containerPort)/\(port.proto)"
+    }
+
+    /// `inspect`'s NetworkSettings: the ports, and per network the addresses, MAC and aliases.
+    func inspectNetwork(_ record: ContainerRecord) -> [String: Any] {
+        let endpoints = (try? networks.endpoints(of: record.id)) ?? []
+        let ports = (try? networks.ports(of: record.id)) ?? []
+        var portMap: [String: Any] = [:]
+        for port in ports {
+            var bindings = portMap["\(port.containerPort)/\(port.proto)"] as? [[String: String]] ?? []
+            bindings.append([
+                "HostIp": port.hostIP.isEmpty ? "0.0.0.0" : port.hostIP, "HostPort": String(port.hostPort),
+            ])
+            portMap["\(port.containerPort)/\(port.proto)"] = bindings
+        }
+        var perNetwork: [String: Any] = [:]
+        for (endpoint, network) in endpoints {
+            let v4 = network.subnets.first { $0.network?.isIPv4 == true }
+            let v6 = network.subnets.first { $0.network?.isIPv4 == false }
+            perNetwork[network.name] =
+                [
+                    "NetworkID": network.id, "IPAddress": endpoint.ipv4, "IPPrefixLen": v4?.network?.prefixLength ?? 0,
+                    "Gateway": v4?.gateway ?? "", "GlobalIPv6Address": endpoint.ipv6,
+                    "GlobalIPv6PrefixLen": v6?.network?.prefixLength ?? 0, "IPv6Gateway": v6?.gateway ?? "",
+                    "MacAddress": endpoint.mac, "Aliases": endpoint.aliases,
+                ] as [String: Any]
+        }
+        let primary = endpoints.first
+        let primaryV4 = primary?.1.subnets.first { $0.network?.isIPv4 == true }
+        return [
+            "Ports": portMap, "Networks": perNetwork, "IPAddress": primary?.0.ipv4 ?? "",
+            "IPPrefixLen": primaryV4?.network?.prefixLength ?? 0, "Gateway": primaryV4?.gateway ?? "",
+            "MacAddress": primary?.0.mac ?? "",
+            "SandboxKey": endpoints.isEmpty ? "" : "\(networks.namespaceDirectory)/\(record.id)",
+        ]
     }
 
     func commandLine(_ record: ContainerRecord) -> String {
@@ -130,6 +177,7 @@ extension ContainerService {
             "State": stateDocument, "Image": record.imageID, "Name": "/\(record.name)",
             "RestartCount": state.restartCount, "Driver": snapshotter.driverName, "LogPath": paths.log(record.id),
             "Mounts": inspectMounts(record),
+            "NetworkSettings": inspectNetwork(record),
             "HostConfig": [
                 "VolumesFrom": settings.volumesFrom,
                 "Runtime": state.runtime.isEmpty ? settings.runtime : state.runtime,
@@ -144,6 +192,15 @@ extension ContainerService {
                 "PidsLimit": settings.pidsLimit,
                 "ShmSize": settings.shmSizeBytes > 0 ? settings.shmSizeBytes : SpecBuilder.defaultShmSize,
                 "Ulimits": settings.ulimits, "NetworkMode": settings.network,
+                "PortBindings": Dictionary(
+                    grouping: settings.networking?.ports ?? [], by: { "\($0.containerPort)/\($0.proto)" }
+                ).mapValues {
+                    $0.map { ["HostIp": $0.hostIP, "HostPort": $0.hostPort == 0 ? "" : String($0.hostPort)] }
+                },
+                "PublishAllPorts": settings.networking?.publishAll ?? false,
+                "Dns": settings.networking?.dns ?? [], "DnsSearch": settings.networking?.dnsSearch ?? [],
+                "DnsOptions": settings.networking?.dnsOptions ?? [],
+                "ExtraHosts": settings.networking?.extraHosts ?? [],
             ] as [String: Any],
             "Config": [
                 "Hostname": settings.hostname.isEmpty ? String(record.id.prefix(12)) : settings.hostname,

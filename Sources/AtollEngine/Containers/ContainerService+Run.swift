@@ -1,5 +1,6 @@
 import AtollCore
 import AtollImages
+import AtollNetwork
 import AtollOCI
 import AtollRuntime
 import AtollStorage
@@ -92,7 +93,17 @@ extension ContainerService {
             } catch {
                 throw ContainerStartError(message: "cannot start container \(record.name): \(error)", exitStatus: 125)
             }
-            var spec = try makeSpec(for: record, rootfs: rootfs, mounts: mounts)
+            let sandbox: Sandbox
+            do {
+                sandbox = try networks.attach(
+                    SandboxRequest(
+                        containerID: id, hostname: hostname(of: record), mode: record.settings.network,
+                        networking: record.settings.networking ?? ContainerNetworking(),
+                        exposedPorts: (try imageConfig(record).exposedPorts ?? [:]).keys.sorted()))
+            } catch {
+                throw ContainerStartError(message: "cannot start container \(record.name): \(error)", exitStatus: 125)
+            }
+            var spec = try makeSpec(for: record, rootfs: rootfs, mounts: mounts, sandbox: sandbox)
             if record.settings.tty, let consoleSize {
                 spec.process.consoleSize = .init(height: consoleSize.rows, width: consoleSize.columns)
             }
@@ -119,6 +130,7 @@ extension ContainerService {
             try? Mount.unmountAll(at: paths.rootfs(id))
             unlink("\(paths.sockets)/\(Conmon.handle(id))")
             deactivateVolumes(record)
+            networks.release(id)
             let failure =
                 error as? ContainerStartError
                 ?? ContainerStartError(message: "cannot start container \(record.name): \(error)", exitStatus: 125)
@@ -161,7 +173,9 @@ extension ContainerService {
     }
 
     /// Merges the settings with the image's config as Docker does and builds the runtime spec.
-    func makeSpec(for record: ContainerRecord, rootfs: String, mounts: [RuntimeSpec.Mount]) throws -> RuntimeSpec {
+    func makeSpec(
+        for record: ContainerRecord, rootfs: String, mounts: [RuntimeSpec.Mount], sandbox: Sandbox
+    ) throws -> RuntimeSpec {
         let settings = record.settings
         let image = try imageConfig(record)
         let entrypoint = settings.entrypoint ?? image.entrypoint ?? []
@@ -174,7 +188,7 @@ extension ContainerService {
                     "cannot start container \(record.name): no command specified (the image has no Cmd or Entrypoint)",
                 exitStatus: 125)
         }
-        let hostname = settings.hostname.isEmpty ? String(record.id.prefix(12)) : settings.hostname
+        let hostname = hostname(of: record)
         var env = Self.mergeEnvironment(image: image.env ?? [], overrides: settings.env)
         if !env.contains(where: { $0.hasPrefix("PATH=") }) { env.insert(Self.defaultPath, at: 0) }
         if !env.contains(where: { $0.hasPrefix("HOSTNAME=") }) { env.insert("HOSTNAME=\(hostname)", at: 1) }
@@ -195,9 +209,8 @@ extension ContainerService {
 
         let bundle = paths.bundle(record.id)
         try FileSystem.writeFile("\(bundle)/hostname", Array("\(hostname)\n".utf8))
-        try FileSystem.writeFile(
-            "\(bundle)/hosts",
-            Array("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n".utf8))
+        try FileSystem.writeFile("\(bundle)/hosts", Array(sandbox.hosts.utf8))
+        try FileSystem.writeFile("\(bundle)/resolv.conf", Array(sandbox.resolvConf.utf8))
 
         var input = SpecInput(rootfs: rootfs, args: args, env: env, cwd: cwd, user: user, hostname: hostname)
         input.terminal = settings.tty
@@ -224,10 +237,25 @@ extension ContainerService {
             }
             input.initBinary = initBinary
         }
-        input.etcFiles = [("/etc/hostname", "\(bundle)/hostname"), ("/etc/hosts", "\(bundle)/hosts")]
+        input.etcFiles = [
+            ("/etc/hostname", "\(bundle)/hostname"), ("/etc/hosts", "\(bundle)/hosts"),
+            ("/etc/resolv.conf", "\(bundle)/resolv.conf"),
+        ]
+        switch sandbox.namespace {
+        case .new: input.networkNamespace = nil
+        case .host: input.hostNetwork = true
+        case .pinned(let path): input.networkNamespace = path
+        }
         input.mounts = mounts
         input.annotations = ["org.atoll.container.name": record.name]
         return try SpecBuilder.build(input)
+    }
+
+    /// `--hostname`, else the host's own name with `--network host` (as Docker), else the short ID.
+    func hostname(of record: ContainerRecord) -> String {
+        if !record.settings.hostname.isEmpty { return record.settings.hostname }
+        if record.settings.network == "host" { return ProcessInfo.processInfo.hostName }
+        return String(record.id.prefix(12))
     }
 
     /// The image's environment with `overrides` (KEY=VALUE, or KEY alone to drop it) applied.

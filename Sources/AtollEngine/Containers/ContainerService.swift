@@ -1,5 +1,6 @@
 import AtollCore
 import AtollImages
+import AtollNetwork
 import AtollOCI
 import AtollRuntime
 import AtollStorage
@@ -17,6 +18,7 @@ public final class ContainerService: Sendable {
     let database: DatabasePool
     let images: ImageService
     let volumes: VolumeService
+    let networks: NetworkService
     let snapshotter: any Snapshotter
     public let paths: ContainerPaths
     let runtimes: @Sendable () -> [RuntimeStatus]
@@ -31,12 +33,13 @@ public final class ContainerService: Sendable {
     let logger = Logger(label: "atoll.containers")
 
     init(
-        database: DatabasePool, images: ImageService, volumes: VolumeService, snapshotter: any Snapshotter,
-        paths: ContainerPaths, runtimes: @escaping @Sendable () -> [RuntimeStatus]
+        database: DatabasePool, images: ImageService, volumes: VolumeService, networks: NetworkService,
+        snapshotter: any Snapshotter, paths: ContainerPaths, runtimes: @escaping @Sendable () -> [RuntimeStatus]
     ) throws {
         self.database = database
         self.images = images
         self.volumes = volumes
+        self.networks = networks
         self.snapshotter = snapshotter
         self.paths = paths
         self.runtimes = runtimes
@@ -164,12 +167,10 @@ public final class ContainerService: Sendable {
             }
         }
         if !settings.stopSignal.isEmpty { _ = try Signals.number(settings.stopSignal) }
-        if settings.network.isEmpty { settings.network = "none" }
-        guard settings.network == "none" else {
-            throw AtollError.invalidArgument(
-                "network \"\(settings.network)\" is not available: this engine gives containers a private network namespace with loopback only (--network none)"
-            )
-        }
+        if settings.network.isEmpty { settings.network = "bridge" }
+        settings.networking = try networks.validate(
+            mode: settings.network, networking: settings.networking ?? ContainerNetworking())
+        if let network = try? networks.resolve(settings.network), !network.builtin { settings.network = network.name }
         if !settings.runtime.isEmpty { _ = try runtime(named: settings.runtime) }
         for capability in settings.capAdd + settings.capDrop {
             _ = try SecurityDefaults.capabilities(adding: [capability], dropping: [], privileged: false)
@@ -277,6 +278,7 @@ public final class ContainerService: Sendable {
         try Mount.unmountAll(at: paths.rootfs(record.id))
         unlink("\(paths.sockets)/\(Conmon.handle(record.id))")
         deactivateVolumes(record)
+        networks.release(record.id)
     }
 
     /// Renames a container; the new name must be free.
@@ -298,6 +300,7 @@ public final class ContainerService: Sendable {
                 current.settings.name = probe.name
                 try current.update(db)
             }
+            networks.refreshNames()
         }
     }
 
