@@ -76,6 +76,9 @@ extension NetworkService {
         }
         if driver == "overlay" {
             options = try OverlayOptions.validated(options, name: request.name)
+            if options["mtu"] == nil {
+                options["mtu"] = String(try underlayMTU(toward: OverlayOptions.peers(options)) - 50)
+            }
         }
         return NetworkRecord(
             id: id, name: request.name, driver: driver, subnets: subnets, isInternal: request.isInternal,

@@ -51,11 +51,28 @@ enum OverlayOptions {
 
     static func vxlanDevice(_ network: NetworkRecord) -> String { "vx-\(network.id.prefix(11))" }
 
-    /// Overlays lose 50 bytes to the VXLAN header; bridges take the kernel's default.
+    /// Overlays lose 50 bytes to the VXLAN header (their MTU is recorded at creation from the
+    /// underlay; 1450 for a record without one); bridges take the kernel's default.
     static func mtu(_ network: NetworkRecord) -> Int? { network.driver == "overlay" ? 1450 : nil }
 }
 
 extension NetworkService {
+    /// The MTU of the link that carries tunnel traffic: the one routing to the first peer (the
+    /// most specific route), else the default route's; 1500 when neither is known.
+    func underlayMTU(toward peers: [IPAddress]) throws -> Int {
+        let routes = try netlink.routes(family: .ipv4) + netlink.routes(family: .ipv6)
+        let route =
+            peers.first.flatMap { peer in
+                routes.filter { $0.destination?.contains(peer) == true }.max {
+                    ($0.destination?.prefixLength ?? 0) < ($1.destination?.prefixLength ?? 0)
+                }
+            } ?? routes.first(where: \.isDefault)
+        guard let index = route?.index, let link = try netlink.links().first(where: { $0.index == index }) else {
+            return 1500
+        }
+        return link.mtu
+    }
+
     /// The VXLAN device on the overlay's bridge, learning off, and one all-zero forwarding entry
     /// per peer, so that broadcast and unknown traffic is copied to each of them (no multicast).
     func setUpVXLAN(_ network: NetworkRecord, bridge: Int32) throws {
