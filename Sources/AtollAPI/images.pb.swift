@@ -391,7 +391,8 @@ public nonisolated struct Atoll_Engine_V1_PullProgress: Sendable {
   // methods supported on all messages.
 
   /// "resolved" (digest: the manifest; layers), "present" (already here), "progress"
-  /// (received of total), "fetched", "stored" (image_id).
+  /// (received of total), "fetched", "mounted" (pushed by a cross-repository mount from
+  /// `source`), "stored" (image_id).
   public var kind: String = String()
 
   public var digest: String = String()
@@ -403,6 +404,8 @@ public nonisolated struct Atoll_Engine_V1_PullProgress: Sendable {
   public var layers: [Atoll_Engine_V1_PullLayer] = []
 
   public var imageID: String = String()
+
+  public var source: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1213,7 +1216,7 @@ nonisolated extension Atoll_Engine_V1_PullLayer: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Atoll_Engine_V1_PullProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PullProgress"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}digest\0\u{1}received\0\u{1}total\0\u{1}layers\0\u{3}image_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}digest\0\u{1}received\0\u{1}total\0\u{1}layers\0\u{3}image_id\0\u{1}source\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1227,6 +1230,7 @@ nonisolated extension Atoll_Engine_V1_PullProgress: SwiftProtobuf.Message, Swift
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.total) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.layers) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.imageID) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.source) }()
       default: break
       }
     }
@@ -1251,6 +1255,9 @@ nonisolated extension Atoll_Engine_V1_PullProgress: SwiftProtobuf.Message, Swift
     if !self.imageID.isEmpty {
       try visitor.visitSingularStringField(value: self.imageID, fieldNumber: 6)
     }
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1261,6 +1268,7 @@ nonisolated extension Atoll_Engine_V1_PullProgress: SwiftProtobuf.Message, Swift
     if lhs.total != rhs.total {return false}
     if lhs.layers != rhs.layers {return false}
     if lhs.imageID != rhs.imageID {return false}
+    if lhs.source != rhs.source {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

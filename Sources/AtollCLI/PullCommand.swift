@@ -88,6 +88,11 @@ final class PullDisplay: @unchecked Sendable {
             received[id] = sizes[id]
             states[id] = verbs.done
             fetchedAny = true
+        case "mounted":
+            guard states[id] != nil else { return }
+            received[id] = sizes[id]
+            states[id] = "Mounted from \(event.source)"
+            fetchedAny = true
         default:
             return
         }

@@ -232,6 +232,10 @@ final class ProgressThrottle: Sendable {
         case .fetched(let digest):
             message.kind = "fetched"
             message.digest = digest.description
+        case .mounted(let digest, let repository):
+            message.kind = "mounted"
+            message.digest = digest.description
+            message.source = repository
         case .stored(let record):
             message.kind = "stored"
             message.imageID = record.id

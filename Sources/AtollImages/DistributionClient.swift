@@ -132,6 +132,27 @@ final class DistributionClient: Sendable {
 
     /// Uploads a blob from the content store: a session, then one PUT with the whole body
     /// (streamed from the file) and its digest, which the registry verifies.
+    /// Asks the registry to mount a blob from another of its repositories (no bytes sent). True
+    /// when it did (201); a registry that opens an upload instead (202: it cannot or will not
+    /// mount) gets that upload cancelled, and the caller uploads as usual.
+    func mountBlob(_ digest: Digest, from repository: String) async throws -> Bool {
+        let from = repository.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? repository
+        let response = try await send(
+            "POST", "\(repositoryURL)/blobs/uploads/?mount=\(digest)&from=\(from)", accept: [])
+        switch response.status {
+        case .created:
+            return true
+        case .accepted:
+            if let location = response.headers.first(name: "Location") {
+                let target = location.hasPrefix("http") ? location : access.baseURL(reference.domain) + location
+                _ = try? await send("DELETE", target, accept: [])
+            }
+            return false
+        default:
+            return false
+        }
+    }
+
     func uploadBlob(_ descriptor: Descriptor, from content: ContentStore, progress: @escaping @Sendable (Int64) -> Void)
         async throws
     {

@@ -11,6 +11,8 @@ public enum PullEvent: Sendable {
     case present(Digest)
     case progress(Digest, received: Int64, total: Int64)
     case fetched(Digest)
+    /// Pushed without sending it: mounted from another repository of the same registry.
+    case mounted(Digest, from: String)
     case stored(ImageRecord)
 }
 
@@ -74,6 +76,9 @@ extension ImageService {
                         manifestSize: Int64(resolved.bytes.count), manifest: resolved.manifest, config: config,
                         names: reference.digest == nil ? [reference.normalized] : [])
                 }
+                recordSources(
+                    ([resolved.manifest.config] + resolved.manifest.layers).map(\.digest), registry: reference.domain,
+                    repository: reference.path)
                 events(.stored(record))
                 return record
             } catch let error as AtollError where error.code == .invalidArgument && attempt == 0 {
@@ -152,9 +157,15 @@ extension ImageService {
         let content = self.content
         var seen = Set<Digest>()
         let blobs = ([manifest.config] + manifest.layers).filter { seen.insert($0.digest).inserted }
+        let sources = try blobSources(blobs.map(\.digest), registry: reference.domain, except: reference.path)
         try await Self.transfer(blobs) { descriptor in
             if try await client.hasBlob(descriptor.digest) {
                 events(.present(descriptor.digest))
+                return
+            }
+            for repository in (sources[descriptor.digest] ?? []).prefix(3)
+            where try await client.mountBlob(descriptor.digest, from: repository) {
+                events(.mounted(descriptor.digest, from: repository))
                 return
             }
             try await client.uploadBlob(descriptor, from: content) { sent in
@@ -167,6 +178,35 @@ extension ImageService {
         if let pushed, pushed != digest.description {
             throw AtollError.dataLoss("the registry recorded the manifest as \(pushed), not \(digest)")
         }
+        recordSources(blobs.map(\.digest), registry: reference.domain, repository: reference.path)
         return digest
+    }
+}
+
+extension ImageService {
+    /// Remembers that a registry's repository holds these blobs (after a pull or a push).
+    /// Best effort: losing the record only costs a later upload.
+    func recordSources(_ digests: [Digest], registry: String, repository: String) {
+        _ = try? database.write { db in
+            for digest in digests {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO blob_sources (digest, registry, repository) VALUES (?, ?, ?)",
+                    arguments: [digest.description, registry, repository])
+            }
+        }
+    }
+
+    /// Other repositories of `registry` known to hold each blob.
+    func blobSources(_ digests: [Digest], registry: String, except repository: String) throws -> [Digest: [String]] {
+        try database.read { db in
+            var sources: [Digest: [String]] = [:]
+            for digest in digests {
+                sources[digest] = try String.fetchAll(
+                    db,
+                    sql: "SELECT repository FROM blob_sources WHERE digest = ? AND registry = ? AND repository != ?",
+                    arguments: [digest.description, registry, repository])
+            }
+            return sources
+        }
     }
 }

@@ -38,6 +38,18 @@ public struct TagRecord: Codable, Sendable, Equatable, FetchableRecord, Persista
 
 enum ImageMigrations {
     static func register(_ migrator: inout DatabaseMigrator) {
+        defer {
+            // Where each blob is known to live (pulled from or pushed to), so that a push to
+            // another repository of the same registry can mount it instead of uploading it.
+            migrator.registerMigration("blob-sources-v1") { db in
+                try db.create(table: "blob_sources") { t in
+                    t.column("digest", .text).notNull()
+                    t.column("registry", .text).notNull()
+                    t.column("repository", .text).notNull()
+                    t.primaryKey(["digest", "registry", "repository"])
+                }
+            }
+        }
         migrator.registerMigration("images-v1") { db in
             try db.create(table: "images") { t in
                 t.primaryKey("id", .text)

@@ -197,6 +197,22 @@ import Testing
         let again = daemon.atoll(["push", name])
         #expect(again.stdout.contains(": Layer already exists\n"), "\(again.stdout)")
 
+        // Another repository of the same registry: the blobs are mounted, not sent again, by
+        // registry 2.8 and by Atoll's own registry alike.
+        let sibling = "127.0.0.1:\(registry.port)/other/bb:1"
+        #expect(daemon.atoll(["tag", "busybox", sibling]).status == 0)
+        let mounted = daemon.atoll(["push", sibling])
+        #expect(mounted.status == 0, "\(mounted.stderr)")
+        #expect(mounted.stdout.contains(": Mounted from team/bb\n"), "\(mounted.stdout)")
+        #expect(!mounted.stdout.contains(": Pushed\n"), "\(mounted.stdout)")
+        #expect(DaemonFixture.shell("skopeo inspect --tls-verify=false docker://\(sibling)").status == 0)
+        for repository in ["first", "second"] {
+            let target = "127.0.0.1:\(port)/\(repository)/bb:1"
+            #expect(daemon.atoll(["tag", "busybox", target]).status == 0)
+            let output = daemon.atoll(["push", target]).stdout
+            #expect(output.contains(repository == "first" ? ": Pushed\n" : ": Mounted from first/bb\n"), "\(output)")
+        }
+
         // Into Atoll's own registry, then back into another daemon: same image ID.
         let own = "127.0.0.1:\(port)/mine/bb:2"
         #expect(daemon.atoll(["tag", "busybox", own]).status == 0)
