@@ -20,6 +20,8 @@ public struct DaemonOptions: Sendable {
     public var registryAddress: String?
     /// Registries pulled from over plain HTTP (loopback ones always are).
     public var insecureRegistries: [String] = []
+    /// `--registry-mirror REGISTRY=MIRROR` values.
+    public var registryMirrors: [String] = []
     /// The default bridge network's device.
     public var bridge = "atoll0"
 
@@ -69,12 +71,14 @@ public enum Daemon {
                 $0.http2.targetWindowSize = 16 << 20
                 $0.http2.maxFrameSize = 1 << 20
             })
+        var registries = RegistryAccess(insecureRegistries: Set(options.insecureRegistries))
+        try registries.addMirrors(options.registryMirrors)
         let server = GRPCServer(
             transport: transport,
             services: [
                 SystemService(engine: engine, socketPath: options.socket),
                 ImagesService(
-                    engine: engine, registries: RegistryAccess(insecureRegistries: Set(options.insecureRegistries))),
+                    engine: engine, registries: registries),
                 ContainersService(engine: engine), VolumesService(engine: engine), NetworksService(engine: engine),
             ])
 

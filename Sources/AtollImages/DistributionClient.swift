@@ -12,9 +12,37 @@ import Synchronization
 public struct RegistryAccess: Sendable {
     /// Registries (HOST[:PORT]) reached over plain HTTP; loopback ones always are.
     public var insecureRegistries: Set<String>
+    /// Mirrors (HOST[:PORT]) tried in order before a registry when pulling, by registry domain
+    /// ("docker.io" for Docker Hub). Any registry may have mirrors, not only the default one.
+    public var mirrors: [String: [String]]
 
-    public init(insecureRegistries: Set<String> = []) {
+    public init(insecureRegistries: Set<String> = [], mirrors: [String: [String]] = [:]) {
         self.insecureRegistries = insecureRegistries
+        self.mirrors = mirrors
+    }
+
+    /// Parses `--registry-mirror REGISTRY=MIRROR` values; a mirror given as http://HOST[:PORT]
+    /// is also reached over plain HTTP.
+    public mutating func addMirrors(_ flags: [String]) throws {
+        for flag in flags {
+            let parts = flag.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw AtollError.invalidArgument("invalid --registry-mirror \"\(flag)\": want REGISTRY=MIRROR[:PORT]")
+            }
+            var mirror = parts[1]
+            if mirror.hasPrefix("http://") {
+                mirror.removeFirst(7)
+                insecureRegistries.insert(mirror)
+            } else if mirror.hasPrefix("https://") {
+                mirror.removeFirst(8)
+            }
+            while mirror.hasSuffix("/") { mirror.removeLast() }
+            guard !mirror.isEmpty, !mirror.contains("/") else {
+                throw AtollError.invalidArgument("invalid mirror \"\(parts[1])\": want HOST[:PORT] (no path)")
+            }
+            let registry = parts[0] == "registry-1.docker.io" ? ImageReference.defaultDomain : parts[0]
+            mirrors[registry, default: []].append(mirror)
+        }
     }
 
     /// Plain HTTP only for loopback hosts and registries named insecure; HTTPS (with the

@@ -24,6 +24,7 @@ extension ImageService {
     /// fetches what the content store lacks — concurrently, each blob verified against its
     /// digest and size while it streams — then unpacks and records the image and its name.
     /// Nothing is recorded unless every blob arrived whole.
+    /// The registry's mirrors are tried first, in order; the registry itself when none has it.
     public func pull(
         _ text: String, platform requested: Platform? = nil, access: RegistryAccess,
         credentials: RegistryCredentials?, events: @escaping @Sendable (PullEvent) -> Void
@@ -32,7 +33,28 @@ extension ImageService {
         if reference.tag == nil && reference.digest == nil {
             reference = try reference.withTag(ImageReference.defaultTag)
         }
-        let client = DistributionClient(reference: reference, access: access, credentials: credentials)
+        for mirror in access.mirrors[reference.domain] ?? [] {
+            do {
+                let source = try ImageReference(
+                    domain: mirror, path: reference.path, tag: reference.tag, digest: reference.digest)
+                return try await pull(
+                    reference, from: source, platform: requested, access: access, credentials: nil, events: events)
+            } catch {
+                if Task.isCancelled { throw error }
+                logger.info("pull of \(text) from mirror \(mirror) failed, trying the next source: \(error)")
+            }
+        }
+        return try await pull(
+            reference, from: reference, platform: requested, access: access, credentials: credentials, events: events)
+    }
+
+    /// Pulls `reference` from `source` (itself, or the same repository on a mirror).
+    private func pull(
+        _ reference: ImageReference, from source: ImageReference, platform requested: Platform?,
+        access: RegistryAccess, credentials: RegistryCredentials?, events: @escaping @Sendable (PullEvent) -> Void
+    ) async throws -> ImageRecord {
+        let text = reference.normalized
+        let client = DistributionClient(reference: source, access: access, credentials: credentials)
         let platform = requested ?? self.platform
 
         // Manifest (through an index when there is one), each verified when named by digest.
@@ -77,8 +99,8 @@ extension ImageService {
                         names: reference.digest == nil ? [reference.normalized] : [])
                 }
                 recordSources(
-                    ([resolved.manifest.config] + resolved.manifest.layers).map(\.digest), registry: reference.domain,
-                    repository: reference.path)
+                    ([resolved.manifest.config] + resolved.manifest.layers).map(\.digest), registry: source.domain,
+                    repository: source.path)
                 events(.stored(record))
                 return record
             } catch let error as AtollError where error.code == .invalidArgument && attempt == 0 {

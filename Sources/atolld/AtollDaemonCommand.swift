@@ -34,6 +34,13 @@ struct AtollDaemonCommand: AsyncParsableCommand {
     var insecureRegistries: [String] = []
 
     @Option(
+        name: .customLong("registry-mirror"),
+        help:
+            "REGISTRY=MIRROR[:PORT]: pull from the mirror first (any registry; docker.io for Docker Hub; http:// for plain HTTP)."
+    )
+    var registryMirrors: [String] = []
+
+    @Option(
         help:
             "The default bridge network's device. A second atolld in the same network namespace needs its own (its rules then go into their own nftables table)."
     )
@@ -49,6 +56,7 @@ struct AtollDaemonCommand: AsyncParsableCommand {
                 root: root, socket: socket, storageDriver: storageDriver, runDirectory: execRoot)
             options.registryAddress = registryAddress
             options.insecureRegistries = insecureRegistries
+            options.registryMirrors = registryMirrors
             options.bridge = bridge
             try await Daemon.run(options)
         } catch {

@@ -95,6 +95,39 @@ import Testing
         #expect(unreachable.stderr.hasPrefix("Error: cannot reach the registry 127.0.0.1:1"), "\(unreachable.stderr)")
     }
 
+    @Test func mirrorsAreTriedFirstForAnyRegistryAndTheRegistryItselfWhenTheyFail() throws {
+        let scratch = "/tmp/atoll-it-mirror-\(UUID().uuidString.prefix(6).lowercased())"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let origin = try DockerRegistry(directory: scratch)
+        defer { origin.stop() }
+        let mirror = try DockerRegistry(directory: scratch)
+        defer { mirror.stop() }
+        let daemon = try DaemonFixture(extraArguments: [
+            "--registry-mirror", "127.0.0.1:\(origin.port)=127.0.0.1:1",
+            "--registry-mirror", "127.0.0.1:\(origin.port)=http://127.0.0.1:\(mirror.port)",
+        ])
+        defer { daemon.shutdown() }
+
+        // Only the mirror has it: the pull is served from there under the origin's name.
+        let digest = try mirror.pushBusybox(as: "team/bb:1")
+        let name = "127.0.0.1:\(origin.port)/team/bb:1"
+        let fromMirror = daemon.atoll(["pull", name])
+        #expect(fromMirror.status == 0, "\(fromMirror.stderr)")
+        #expect(fromMirror.stdout.contains("Digest: \(digest)\n"), "\(fromMirror.stdout)")
+        #expect(daemon.atoll(["image", "inspect", "-f", "{{.RepoTags}}", name]).stdout.contains(name))
+
+        // Only the origin has it: the mirrors fail (one is down, one lacks it) and the origin serves.
+        _ = try origin.pushBusybox(as: "team/other:1")
+        let fromOrigin = daemon.atoll(["pull", "-q", "127.0.0.1:\(origin.port)/team/other:1"])
+        #expect(fromOrigin.status == 0, "\(fromOrigin.stderr)")
+
+        let bad = try DaemonFixture(extraArguments: ["--registry-mirror", "nomirror"], start: false)
+        defer { bad.shutdown() }
+        #expect(throws: (any Error).self) { try bad.start() }
+        #expect(bad.daemonLog().contains("invalid --registry-mirror \"nomirror\""), "\(bad.daemonLog())")
+    }
+
     @Test func aBlobThatDoesNotMatchItsDigestIsRefusedAndNothingIsRecorded() throws {
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
