@@ -58,6 +58,9 @@ public struct Atoll: AsyncParsableCommand {
         } catch let error as CleanExit {
             exit(withError: error)
         } catch {
+            // `--help` and `atoll help X` parse into ArgumentParser's help command, whose run
+            // throws its (internal) CommandError for exit(withError:) to print the help.
+            if String(reflecting: type(of: error)) == "ArgumentParser.CommandError" { exit(withError: error) }
             fail(error)
         }
         Foundation.exit(0)

@@ -33,6 +33,15 @@ import Testing
         #expect(bad.stderr.contains("invalid host \"ftp://x\""))
     }
 
+    @Test func helpIsPrintedForTheCLIAndEachCommandWithoutADaemon() {
+        for arguments in [["--help"], ["network", "create", "--help"], ["help", "pull"], ["run", "--help"]] {
+            let help = DaemonFixture.run("\(DaemonFixture.binDirectory)/atoll", arguments)
+            #expect(help.status == 0, "\(arguments): \(help.stderr)")
+            #expect(help.stdout.hasPrefix("OVERVIEW: "), "\(arguments): \(help.stdout)\(help.stderr)")
+            #expect(help.stdout.contains("USAGE: atoll"), "\(arguments)")
+        }
+    }
+
     @Test func aSecondDaemonOnTheSameRootIsRefused() throws {
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
