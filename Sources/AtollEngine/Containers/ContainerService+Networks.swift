@@ -29,11 +29,11 @@ extension ContainerService {
     }
 
     /// `network disconnect`: the container leaves the network now if it runs, and for good.
-    public func disconnect(_ reference: String, network reference2: String) throws {
+    public func disconnect(_ reference: String, network networkReference: String) throws {
         let id = try lookup(reference).id
         try locks.withLock(id) {
             guard var record = try fetch(id) else { throw AtollError.notFound("no such container: \(reference)") }
-            let network = try networks.resolve(reference2)
+            let network = try networks.resolve(networkReference)
             var networking = record.settings.networking ?? ContainerNetworking()
             guard
                 let index = networking.attachments.firstIndex(where: {
