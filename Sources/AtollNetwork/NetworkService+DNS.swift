@@ -73,7 +73,14 @@ extension NetworkService {
                 (
                     try NetworkRecord.fetchAll(db), try EndpointRecord.fetchAll(db),
                     Dictionary(
-                        try Row.fetchAll(db, sql: "SELECT id, name FROM containers").map {
+                        // Only the containers on some network: stopped ones have no names to give.
+                        try Row.fetchAll(
+                            db,
+                            sql: """
+                                SELECT DISTINCT c.id, c.name FROM containers c
+                                JOIN network_endpoints e ON e.container_id = c.id
+                                """
+                        ).map {
                             ($0["id"] as String, $0["name"] as String)
                         }, uniquingKeysWith: { a, _ in a })
                 )
