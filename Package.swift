@@ -129,7 +129,7 @@ let package = Package(
         .target(
             name: "AtollCLI",
             dependencies: [
-                "AtollClient", "AtollAPI", "AtollCore", "AtollRuntime", "AtollStorage",
+                "AtollClient", "AtollAPI", "AtollCore", "AtollOCI", "AtollRuntime", "AtollStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -164,7 +164,8 @@ let package = Package(
         ),
         .testTarget(
             name: "AtollIntegrationTests",
-            dependencies: ["AtollClient", "AtollAPI", "AtollCore"]
+            dependencies: ["AtollClient", "AtollAPI", "AtollCore"],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

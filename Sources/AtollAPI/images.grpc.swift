@@ -150,6 +150,19 @@ public enum Atoll_Engine_V1_Images: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "Login" metadata.
+        public enum Login: Sendable {
+            /// Request type for "Login".
+            public typealias Input = Atoll_Engine_V1_LoginRequest
+            /// Response type for "Login".
+            public typealias Output = Atoll_Engine_V1_LoginResponse
+            /// Descriptor for "Login".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.engine.v1.Images"),
+                method: "Login",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "atoll.engine.v1.Images" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ImportRootfs.descriptor,
@@ -161,7 +174,8 @@ public enum Atoll_Engine_V1_Images: Sendable {
             Remove.descriptor,
             Prune.descriptor,
             Pull.descriptor,
-            Push.descriptor
+            Push.descriptor,
+            Login.descriptor
         ]
     }
 }
@@ -355,6 +369,24 @@ extension Atoll_Engine_V1_Images {
             request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_PushRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>
+
+        /// Handle the "Login" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks credentials against a registry as `docker login` does (the CLI stores them).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Atoll_Engine_V1_LoginRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Engine_V1_LoginResponse` messages.
+        func login(
+            request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_LoginRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_LoginResponse>
     }
 
     /// Service protocol for the "atoll.engine.v1.Images" service.
@@ -532,6 +564,24 @@ extension Atoll_Engine_V1_Images {
             request: GRPCCore.ServerRequest<Atoll_Engine_V1_PushRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_PullProgress>
+
+        /// Handle the "Login" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks credentials against a registry as `docker login` does (the CLI stores them).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_LoginRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Atoll_Engine_V1_LoginResponse` message.
+        func login(
+            request: GRPCCore.ServerRequest<Atoll_Engine_V1_LoginRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Atoll_Engine_V1_LoginResponse>
     }
 
     /// Simple service protocol for the "atoll.engine.v1.Images" service.
@@ -710,6 +760,24 @@ extension Atoll_Engine_V1_Images {
             response: GRPCCore.RPCWriter<Atoll_Engine_V1_PullProgress>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "Login" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks credentials against a registry as `docker login` does (the CLI stores them).
+        ///
+        /// - Parameters:
+        ///   - request: A `Atoll_Engine_V1_LoginRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Atoll_Engine_V1_LoginResponse` to respond with.
+        func login(
+            request: Atoll_Engine_V1_LoginRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Atoll_Engine_V1_LoginResponse
     }
 }
 
@@ -822,6 +890,17 @@ extension Atoll_Engine_V1_Images.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PullProgress>(),
             handler: { request, context in
                 try await self.push(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Atoll_Engine_V1_Images.Method.Login.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_LoginRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_LoginResponse>(),
+            handler: { request, context in
+                try await self.login(
                     request: request,
                     context: context
                 )
@@ -941,6 +1020,17 @@ extension Atoll_Engine_V1_Images.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func login(
+        request: GRPCCore.StreamingServerRequest<Atoll_Engine_V1_LoginRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Engine_V1_LoginResponse> {
+        let response = try await self.login(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -1086,6 +1176,19 @@ extension Atoll_Engine_V1_Images.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func login(
+        request: GRPCCore.ServerRequest<Atoll_Engine_V1_LoginRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Atoll_Engine_V1_LoginResponse> {
+        return GRPCCore.ServerResponse<Atoll_Engine_V1_LoginResponse>(
+            message: try await self.login(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -1315,6 +1418,29 @@ extension Atoll_Engine_V1_Images {
             deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_PullProgress>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Atoll_Engine_V1_PullProgress>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Login" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks credentials against a registry as `docker login` does (the CLI stores them).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_LoginRequest` message.
+        ///   - serializer: A serializer for `Atoll_Engine_V1_LoginRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Engine_V1_LoginResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func login<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Engine_V1_LoginRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Engine_V1_LoginRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_LoginResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Engine_V1_LoginResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1655,6 +1781,40 @@ extension Atoll_Engine_V1_Images {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Login" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Checks credentials against a registry as `docker login` does (the CLI stores them).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Engine_V1_LoginRequest` message.
+        ///   - serializer: A serializer for `Atoll_Engine_V1_LoginRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Engine_V1_LoginResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func login<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Engine_V1_LoginRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Engine_V1_LoginRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Engine_V1_LoginResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Engine_V1_LoginResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Atoll_Engine_V1_Images.Method.Login.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1924,6 +2084,35 @@ extension Atoll_Engine_V1_Images.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_PushRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_PullProgress>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Login" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Checks credentials against a registry as `docker login` does (the CLI stores them).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Atoll_Engine_V1_LoginRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func login<Result>(
+        request: GRPCCore.ClientRequest<Atoll_Engine_V1_LoginRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Engine_V1_LoginResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.login(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Engine_V1_LoginRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Engine_V1_LoginResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2237,6 +2426,39 @@ extension Atoll_Engine_V1_Images.ClientProtocol {
             metadata: metadata
         )
         return try await self.push(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Login" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Checks credentials against a registry as `docker login` does (the CLI stores them).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func login<Result>(
+        _ message: Atoll_Engine_V1_LoginRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Engine_V1_LoginResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Atoll_Engine_V1_LoginRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.login(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -10,13 +10,14 @@ public struct Atoll: AsyncParsableCommand {
         commandName: "atoll",
         abstract: "Control Atoll: containers, images, volumes and storage on a host running atolld.",
         discussion: """
-            Global options come before the command: atoll [-H unix:///path] COMMAND.
+            Global options come before the command: atoll [-H unix:///path] [--config DIR] COMMAND.
             ATOLL_HOST sets the default host (unix:///run/atoll/atolld.sock).
             """,
         version: AtollVersion.version,
         subcommands: [
             VersionCommand.self, InfoCommand.self, ImagesCommand.self, ImageCommand.self, ImportCommand.self,
             LoadCommand.self, SaveCommand.self, TagCommand.self, RmiCommand.self, PullCommand.self, PushCommand.self,
+            LoginCommand.self, LogoutCommand.self,
             SystemCommand.self,
             RunCommand.self, CreateCommand.self, StartCommand.self, StopCommand.self, RestartCommand.self,
             KillCommand.self, PauseCommand.self, UnpauseCommand.self, RmCommand.self, PsCommand.self,
@@ -93,7 +94,8 @@ enum GlobalOptions {
     /// The host from -H/--host or ATOLL_HOST.
     static var host: String { ProcessInfo.processInfo.environment["ATOLL_HOST"] ?? EngineEndpoint.defaultHost }
 
-    /// Removes leading global options from `arguments`; -H is stored as ATOLL_HOST for the process.
+    /// Removes leading global options from `arguments`; -H is stored as ATOLL_HOST
+    /// and --config as ATOLL_CONFIG for the process.
     static func extract(from arguments: inout [String]) throws {
         while let first = arguments.first {
             if first == "-H" || first == "--host" {
@@ -105,6 +107,13 @@ enum GlobalOptions {
             } else if first.hasPrefix("--host=") || (first.hasPrefix("-H") && first.count > 2) {
                 let value = first.hasPrefix("--host=") ? String(first.dropFirst(7)) : String(first.dropFirst(2))
                 setenv("ATOLL_HOST", value, 1)
+                arguments.removeFirst()
+            } else if first == "--config" {
+                guard arguments.count > 1 else { throw AtollError.invalidArgument("--config needs a directory") }
+                setenv("ATOLL_CONFIG", arguments[1], 1)
+                arguments.removeFirst(2)
+            } else if first.hasPrefix("--config=") {
+                setenv("ATOLL_CONFIG", String(first.dropFirst(9)), 1)
                 arguments.removeFirst()
             } else {
                 return

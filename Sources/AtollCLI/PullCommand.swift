@@ -21,6 +21,9 @@ struct PullCommand: AsyncParsableCommand {
         var request = Atoll_Engine_V1_PullRequest()
         request.reference = reference
         request.platform = platform ?? ""
+        if let login = try CredentialStore.credentials(forImage: reference) {
+            (request.username, request.password) = login
+        }
         let display = PullDisplay(quiet: quiet, terminal: isatty(1) == 1)
         if !quiet { display.line("Pulling from \(reference)") }
         try await GlobalOptions.withEngine { [request] client in

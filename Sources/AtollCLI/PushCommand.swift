@@ -18,6 +18,9 @@ struct PushCommand: AsyncParsableCommand {
     func run() async throws {
         var request = Atoll_Engine_V1_PushRequest()
         request.reference = reference
+        if let login = try CredentialStore.credentials(forImage: reference) {
+            (request.username, request.password) = login
+        }
         let display = PullDisplay(quiet: quiet, terminal: isatty(1) == 1, verbs: .push)
         if !quiet { display.line("The push refers to repository [\(reference)]") }
         let digest = try await GlobalOptions.withEngine { [request] client -> String in

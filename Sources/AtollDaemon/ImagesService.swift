@@ -36,6 +36,19 @@ struct ImagesService: Atoll_Engine_V1_Images.SimpleServiceProtocol {
         }
     }
 
+    func login(request: Atoll_Engine_V1_LoginRequest, context: ServerContext) async throws
+        -> Atoll_Engine_V1_LoginResponse
+    {
+        guard !request.username.isEmpty else {
+            throw AtollError.invalidArgument("login needs a username")
+        }
+        let credentials = RegistryCredentials(username: request.username, password: request.password)
+        var response = Atoll_Engine_V1_LoginResponse()
+        response.registry = try await engine.images.login(
+            server: request.server, access: registries, credentials: credentials)
+        return response
+    }
+
     static func credentials(_ username: String, _ password: String) -> RegistryCredentials? {
         username.isEmpty ? nil : RegistryCredentials(username: username, password: password)
     }

@@ -80,7 +80,10 @@ public struct RegistryCredentials: Sendable, Equatable {
 /// access (the token fetched from the realm a 401 names, then reused), manifests, and blobs
 /// streamed into the content store and verified on the way.
 final class DistributionClient: Sendable {
-    let reference: ImageReference
+    /// The registry, HOST[:PORT] (`docker.io` for Docker Hub).
+    let domain: String
+    /// The repository path inside it; empty for a client that only logs in.
+    let repository: String
     let access: RegistryAccess
     let credentials: RegistryCredentials?
     private let authorization = Mutex<String?>(nil)
@@ -100,26 +103,53 @@ final class DistributionClient: Sendable {
         MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest,
     ]
 
-    /// "pull", or "pull,push" for a push: what a token is asked for.
-    let scopeActions: String
+    /// The scopes a token is asked for besides those a challenge names: this repository's
+    /// ("pull", or "pull,push" for a push) and pull on the repositories blobs may be mounted from.
+    let scopes: [String]
 
+    /// A client for `reference`'s repository; `mountSources` are other repositories of the same
+    /// registry a push may mount blobs from (a token then needs pull access to them too).
     init(
         reference: ImageReference, access: RegistryAccess, credentials: RegistryCredentials?,
-        scopeActions: String = "pull"
+        scopeActions: String = "pull", mountSources: [String] = []
     ) {
-        self.scopeActions = scopeActions
-        self.reference = reference
+        self.domain = reference.domain
+        self.repository = reference.path
         self.access = access
         self.credentials = credentials
+        self.scopes =
+            ["repository:\(reference.path):\(scopeActions)"] + mountSources.map { "repository:\($0):pull" }
     }
 
-    var repositoryURL: String { "\(access.baseURL(reference.domain))/v2/\(reference.path)" }
+    /// A client for the registry itself, for `atoll login`.
+    init(registry domain: String, access: RegistryAccess, credentials: RegistryCredentials?) {
+        self.domain = domain
+        self.repository = ""
+        self.access = access
+        self.credentials = credentials
+        self.scopes = []
+    }
+
+    var repositoryURL: String { "\(access.baseURL(domain))/v2/\(repository)" }
+    private var name: String { "\(domain)/\(repository)" }
+
+    /// Checks the credentials as `docker login` does: the API root (GET /v2/), answering its
+    /// challenge with them; a registry that lets anyone in accepts any login.
+    func login() async throws {
+        let response = try await send("GET", "\(access.baseURL(domain))/v2/", accept: [])
+        guard response.status == .ok else {
+            if response.status == .unauthorized {
+                throw AtollError(.permissionDenied, "login to \(domain) failed: wrong username or password")
+            }
+            throw try await failure(response, "logging in to \(domain)")
+        }
+    }
 
     /// GET a manifest or index by tag or digest: its bytes and the type it was served as.
     func manifest(_ tagOrDigest: String) async throws -> (bytes: [UInt8], mediaType: String?) {
         let response = try await send("GET", "\(repositoryURL)/manifests/\(tagOrDigest)", accept: Self.manifestTypes)
         guard response.status == .ok else {
-            throw try await failure(response, "manifest \(reference.name):\(tagOrDigest)")
+            throw try await failure(response, "manifest \(name):\(tagOrDigest)")
         }
         var body = try await response.body.collect(upTo: ManifestDocument.maximumSize)
         let bytes = body.readBytes(length: body.readableBytes) ?? []
@@ -133,7 +163,7 @@ final class DistributionClient: Sendable {
     {
         let response = try await send("GET", "\(repositoryURL)/blobs/\(descriptor.digest)", accept: [])
         guard response.status == .ok else {
-            throw try await failure(response, "blob \(descriptor.digest) of \(reference.name)")
+            throw try await failure(response, "blob \(descriptor.digest) of \(name)")
         }
         let writer = try content.writer(expected: descriptor.digest, expectedSize: descriptor.size)
         do {
@@ -172,7 +202,7 @@ final class DistributionClient: Sendable {
             return true
         case .accepted:
             if let location = response.headers.first(name: "Location") {
-                let target = location.hasPrefix("http") ? location : access.baseURL(reference.domain) + location
+                let target = location.hasPrefix("http") ? location : access.baseURL(domain) + location
                 _ = try? await send("DELETE", target, accept: [])
             }
             return false
@@ -186,9 +216,9 @@ final class DistributionClient: Sendable {
     {
         let start = try await send("POST", "\(repositoryURL)/blobs/uploads/", accept: [])
         guard start.status == .accepted, let location = start.headers.first(name: "Location") else {
-            throw try await failure(start, "starting the upload of \(descriptor.digest) to \(reference.name)")
+            throw try await failure(start, "starting the upload of \(descriptor.digest) to \(name)")
         }
-        var target = location.hasPrefix("http") ? location : access.baseURL(reference.domain) + location
+        var target = location.hasPrefix("http") ? location : access.baseURL(domain) + location
         target += (target.contains("?") ? "&" : "?") + "digest=\(descriptor.digest)"
         let file = try content.open(descriptor.digest)
         let size = descriptor.size
@@ -215,7 +245,7 @@ final class DistributionClient: Sendable {
             "PUT", target, contentType: "application/octet-stream", body: .stream(body, length: .known(size)),
             timeout: .seconds(3600))
         guard response.status == .created else {
-            throw try await failure(response, "uploading \(descriptor.digest) to \(reference.name)")
+            throw try await failure(response, "uploading \(descriptor.digest) to \(name)")
         }
     }
 
@@ -229,7 +259,7 @@ final class DistributionClient: Sendable {
         let response = try await execute(
             "PUT", "\(repositoryURL)/manifests/\(tag)", contentType: mediaType, body: .bytes(ByteBuffer(bytes: bytes)))
         guard response.status == .created else {
-            throw try await failure(response, "pushing the manifest of \(reference.name):\(tag)")
+            throw try await failure(response, "pushing the manifest of \(name):\(tag)")
         }
         return response.headers.first(name: "Docker-Content-Digest")
     }
@@ -261,7 +291,7 @@ final class DistributionClient: Sendable {
             return try await http.execute(request, timeout: timeout)
         } catch {
             throw AtollError(
-                .unavailable, "cannot reach the registry \(reference.domain) (\(method) \(url))", cause: error)
+                .unavailable, "cannot reach the registry \(domain) (\(method) \(url))", cause: error)
         }
     }
 
@@ -271,7 +301,7 @@ final class DistributionClient: Sendable {
         if scheme == "basic" {
             guard let credentials else {
                 throw AtollError(
-                    .permissionDenied, "registry \(reference.domain) wants a login: run atoll login \(reference.domain)"
+                    .permissionDenied, "registry \(domain) wants a login: run atoll login \(domain)"
                 )
             }
             authorization.withLock { $0 = Self.basic(credentials) }
@@ -279,15 +309,17 @@ final class DistributionClient: Sendable {
         }
         guard scheme == "bearer", let realm = parameters["realm"], var components = URLComponents(string: realm) else {
             throw AtollError(
-                .permissionDenied, "registry \(reference.domain) asks for unsupported authentication: \(challenge)")
+                .permissionDenied, "registry \(domain) asks for unsupported authentication: \(challenge)")
         }
         var query = components.queryItems ?? []
         if let service = parameters["service"] { query.append(URLQueryItem(name: "service", value: service)) }
-        query.append(
-            URLQueryItem(name: "scope", value: parameters["scope"] ?? "repository:\(reference.path):\(scopeActions)"))
+        if let credentials { query.append(URLQueryItem(name: "account", value: credentials.username)) }
+        for scope in Self.tokenScopes(challenge: parameters["scope"], own: scopes) {
+            query.append(URLQueryItem(name: "scope", value: scope))
+        }
         components.queryItems = query
         guard let tokenURL = components.url?.absoluteString else {
-            throw AtollError(.permissionDenied, "registry \(reference.domain) names an invalid token realm \(realm)")
+            throw AtollError(.permissionDenied, "registry \(domain) names an invalid token realm \(realm)")
         }
         var request = HTTPClientRequest(url: tokenURL)
         if let credentials { request.headers.add(name: "Authorization", value: Self.basic(credentials)) }
@@ -298,14 +330,22 @@ final class DistributionClient: Sendable {
         guard response.status == .ok else {
             throw AtollError(
                 .permissionDenied,
-                "the token service of \(reference.domain) refused access (HTTP \(response.status.code))")
+                "the token service of \(domain) refused access (HTTP \(response.status.code))")
         }
         let body = try await response.body.collect(upTo: 1 << 20)
         let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
         guard let token = (object?["token"] as? String) ?? (object?["access_token"] as? String), !token.isEmpty else {
-            throw AtollError(.permissionDenied, "the token service of \(reference.domain) answered without a token")
+            throw AtollError(.permissionDenied, "the token service of \(domain) answered without a token")
         }
         authorization.withLock { $0 = "Bearer \(token)" }
+    }
+
+    /// The scopes a token request names, each once: those the challenge lists (space-separated),
+    /// then the client's own. Asking for all of them keeps one token good for every request.
+    static func tokenScopes(challenge: String?, own: [String]) -> [String] {
+        var seen = Set<String>()
+        let listed = (challenge ?? "").split(separator: " ").map(String.init)
+        return (listed + own).filter { !$0.isEmpty && seen.insert($0).inserted }
     }
 
     static func basic(_ credentials: RegistryCredentials) -> String {

@@ -172,20 +172,23 @@ extension ImageService {
         if reference.tag == nil { reference = try reference.withTag(ImageReference.defaultTag) }
         let image = try resolve(reference.normalized)
         let (manifest, _, manifestBytes, _) = try manifestAndConfig(of: image)
-        let client = DistributionClient(
-            reference: reference, access: access, credentials: credentials, scopeActions: "pull,push")
         let digest = try Digest(parsing: image.manifestDigest)
         events(.resolved(manifest: digest, layers: manifest.layers))
         let content = self.content
         var seen = Set<Digest>()
         let blobs = ([manifest.config] + manifest.layers).filter { seen.insert($0.digest).inserted }
         let sources = try blobSources(blobs.map(\.digest), registry: reference.domain, except: reference.path)
+            .mapValues { Array($0.prefix(Self.mountAttempts)) }
+        var mountSources = Set<String>()
+        let client = DistributionClient(
+            reference: reference, access: access, credentials: credentials, scopeActions: "pull,push",
+            mountSources: sources.values.flatMap { $0 }.filter { mountSources.insert($0).inserted })
         try await Self.transfer(blobs) { descriptor in
             if try await client.hasBlob(descriptor.digest) {
                 events(.present(descriptor.digest))
                 return
             }
-            for repository in (sources[descriptor.digest] ?? []).prefix(3)
+            for repository in sources[descriptor.digest] ?? []
             where try await client.mountBlob(descriptor.digest, from: repository) {
                 events(.mounted(descriptor.digest, from: repository))
                 return
@@ -206,6 +209,22 @@ extension ImageService {
 }
 
 extension ImageService {
+    /// `atoll login`: checks credentials against a registry as `docker login` does (its API
+    /// root, the challenge answered with them). Returns the registry's domain, which credentials
+    /// are stored under.
+    public func login(server: String?, access: RegistryAccess, credentials: RegistryCredentials) async throws
+        -> String
+    {
+        let domain = try ImageReference.registryDomain(ofServer: server)
+        try await DistributionClient(registry: domain, access: access, credentials: credentials).login()
+        return domain
+    }
+}
+
+extension ImageService {
+    /// How many repositories a push tries to mount a blob from before uploading it.
+    static let mountAttempts = 3
+
     /// Remembers that a registry's repository holds these blobs (after a pull or a push).
     /// Best effort: losing the record only costs a later upload.
     func recordSources(_ digests: [Digest], registry: String, repository: String) {

@@ -101,6 +101,20 @@ public struct ImageReference: Sendable, Codable, Equatable, Hashable, CustomStri
         self.digest = digest
     }
 
+    /// The registry domain `atoll login SERVER` means: a scheme, a path and a trailing slash are
+    /// dropped, and Docker Hub's other names (index.docker.io, registry-1.docker.io, its v1 URL)
+    /// are `docker.io`. No server at all is Docker Hub.
+    public static func registryDomain(ofServer server: String?) throws -> String {
+        var text = (server ?? "").trimmingCharacters(in: .whitespaces)
+        for scheme in ["https://", "http://"] where text.hasPrefix(scheme) { text.removeFirst(scheme.count) }
+        if let slash = text.firstIndex(of: "/") { text = String(text[..<slash]) }
+        if text.isEmpty || text == legacyDefaultDomain || text == "registry-1.docker.io" { return defaultDomain }
+        guard isValidDomain(Substring(text)) else {
+            throw AtollError.invalidArgument("invalid registry \"\(server ?? "")\": want HOST[:PORT]")
+        }
+        return text
+    }
+
     /// `domain/path`: `docker.io/library/busybox`.
     public var name: String { "\(domain)/\(path)" }
 

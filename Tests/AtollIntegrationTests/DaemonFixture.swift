@@ -145,10 +145,14 @@ final class DaemonFixture: @unchecked Sendable {
         var stderr: String
     }
 
+    /// The CLI's configuration directory (`atoll login` credentials), one per daemon.
+    var cliConfig: String { "\(directory)/cli-config" }
+
     /// Runs the atoll CLI against this daemon.
     func atoll(_ arguments: [String], stdin: String? = nil) -> Result {
         Self.run(
-            "\(Self.binDirectory)/atoll", arguments, environment: ["ATOLL_HOST": "unix://\(socket)"], stdinFile: stdin)
+            "\(Self.binDirectory)/atoll", arguments,
+            environment: ["ATOLL_HOST": "unix://\(socket)", "ATOLL_CONFIG": cliConfig], stdinFile: stdin)
     }
 
     static func run(
@@ -177,7 +181,8 @@ final class DaemonFixture: @unchecked Sendable {
 
     /// Runs a shell command line with ATOLL_HOST pointing at this daemon.
     func shellWithHost(_ command: String) -> Result {
-        Self.run("/bin/bash", ["-c", command], environment: ["ATOLL_HOST": "unix://\(socket)"])
+        Self.run(
+            "/bin/bash", ["-c", command], environment: ["ATOLL_HOST": "unix://\(socket)", "ATOLL_CONFIG": cliConfig])
     }
 
     /// Loads the busybox image.

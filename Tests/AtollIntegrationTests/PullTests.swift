@@ -11,7 +11,8 @@ import Testing
         let storage: String
         private var processHolder: Process?
 
-        init(directory: String) throws {
+        /// `auth` is the configuration's `auth:` section, if the registry is to ask for one.
+        init(directory: String, auth: String = "") throws {
             storage = "\(directory)/registry-storage"
             var lastError = ""
             for _ in 0..<5 {
@@ -28,6 +29,7 @@ import Testing
                     enabled: true
                 http:
                   addr: 127.0.0.1:\(port)
+                \(auth)
                 """.write(toFile: config, atomically: false, encoding: .utf8)
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
@@ -36,7 +38,9 @@ import Testing
                 process.standardError = FileHandle.nullDevice
                 try process.run()
                 let up = DaemonFixture.eventually(10) {
-                    DaemonFixture.shell("curl -sf http://127.0.0.1:\(port)/v2/").status == 0 || !process.isRunning
+                    let status = DaemonFixture.shell(
+                        "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:\(port)/v2/")
+                    return ["200", "401"].contains(status.stdout) || !process.isRunning
                 }
                 if up && process.isRunning {
                     self.port = port

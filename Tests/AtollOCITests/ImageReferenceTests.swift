@@ -137,4 +137,19 @@ private let hex64 = "6b2b6cd8f4d1b7e5bb1e7d5fc7b3f2a1a0e6f3c4d5e6f7a8b9c0d1e2f3a
             #expect(!ImageReference.looksLikeIDPrefix(no), "\(no)")
         }
     }
+
+    @Test func loginServersNameTheirRegistryDomain() throws {
+        let cases: [(String?, String)] = [
+            (nil, "docker.io"), ("", "docker.io"), ("index.docker.io", "docker.io"),
+            ("https://index.docker.io/v1/", "docker.io"), ("registry-1.docker.io", "docker.io"),
+            ("quay.io", "quay.io"), ("http://127.0.0.1:5000/", "127.0.0.1:5000"), ("localhost:5000", "localhost:5000"),
+            ("[::1]:5000", "[::1]:5000"),
+        ]
+        for (server, domain) in cases {
+            #expect(try ImageReference.registryDomain(ofServer: server) == domain, "\(server ?? "nil")")
+        }
+        for bad in ["exa mple.com", "host:port", "https://-bad-/"] {
+            #expect(throws: AtollError.self, "\(bad)") { try ImageReference.registryDomain(ofServer: bad) }
+        }
+    }
 }
