@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.86.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
     ],
     targets: [
         // Layer 0: the little C the platform needs, and system libraries.
@@ -99,6 +102,34 @@ let package = Package(
             ]
         ),
 
+        // Layer 2: the cluster. Its state store, its PKI (CA, certificates, join tokens), and the
+        // manager over them; all transport-free.
+        .target(
+            name: "AtollClusterStore",
+            dependencies: [
+                "AtollCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "AtollClusterPKI",
+            dependencies: [
+                "AtollCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .target(
+            name: "AtollManager",
+            dependencies: [
+                "AtollCore", "AtollClusterStore", "AtollClusterPKI",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // Edges: generated API, service adapters, client, CLI, executables.
         .target(
             name: "AtollAPI",
@@ -112,18 +143,25 @@ let package = Package(
             name: "AtollDaemon",
             dependencies: [
                 "AtollCore", "AtollOCI", "AtollImages", "AtollEngine", "AtollRuntime", "AtollVolumes", "AtollRegistry",
-                "AtollNetwork", "AtollAPI",
+                "AtollNetwork", "AtollAPI", "AtollClient", "AtollClusterStore", "AtollClusterPKI", "AtollManager",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "AtollClient",
             dependencies: [
-                "AtollAPI", "AtollCore",
+                "AtollAPI", "AtollCore", "AtollClusterPKI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
         .target(
@@ -143,6 +181,11 @@ let package = Package(
         ),
 
         .testTarget(name: "AtollCoreTests", dependencies: ["AtollCore"]),
+        .testTarget(name: "AtollClusterStoreTests", dependencies: ["AtollClusterStore", "AtollCore"]),
+        .testTarget(name: "AtollClusterPKITests", dependencies: ["AtollClusterPKI", "AtollCore"]),
+        .testTarget(
+            name: "AtollManagerTests",
+            dependencies: ["AtollManager", "AtollClusterStore", "AtollClusterPKI", "AtollCore"]),
         .testTarget(name: "AtollOCITests", dependencies: ["AtollOCI"]),
         .testTarget(name: "AtollStorageTests", dependencies: ["AtollStorage", "AtollCore", "AtollOCI"]),
         .testTarget(name: "AtollRuntimeTests", dependencies: ["AtollRuntime", "AtollCore"]),

@@ -10,7 +10,7 @@ public struct Atoll: AsyncParsableCommand {
         commandName: "atoll",
         abstract: "Control Atoll: containers, images, volumes and storage on a host running atolld.",
         discussion: """
-            Global options come before the command: atoll [-H unix:///path] [--config DIR] COMMAND.
+            Global options come before the command: atoll [-H unix:///path | -H tcp://MANAGER:PORT --tls-dir DIR] [--config DIR] COMMAND.
             ATOLL_HOST sets the default host (unix:///run/atoll/atolld.sock).
             """,
         version: AtollVersion.version,
@@ -25,7 +25,7 @@ public struct Atoll: AsyncParsableCommand {
             AttachCommand.self,
             TopCommand.self, StatsCommand.self, RenameCommand.self, CpCommand.self, ContainerCommand.self,
             VolumeCommand.self,
-            NetworkCommand.self,
+            NetworkCommand.self, ClusterCommand.self, NodeCommand.self,
         ])
 
     public init() {}
@@ -94,7 +94,7 @@ enum GlobalOptions {
     /// The host from -H/--host or ATOLL_HOST.
     static var host: String { ProcessInfo.processInfo.environment["ATOLL_HOST"] ?? EngineEndpoint.defaultHost }
 
-    /// Removes leading global options from `arguments`; -H is stored as ATOLL_HOST
+    /// Removes leading global options from `arguments`; -H is stored as ATOLL_HOST, --tls-dir as ATOLL_TLS_DIR
     /// and --config as ATOLL_CONFIG for the process.
     static func extract(from arguments: inout [String]) throws {
         while let first = arguments.first {
@@ -107,6 +107,13 @@ enum GlobalOptions {
             } else if first.hasPrefix("--host=") || (first.hasPrefix("-H") && first.count > 2) {
                 let value = first.hasPrefix("--host=") ? String(first.dropFirst(7)) : String(first.dropFirst(2))
                 setenv("ATOLL_HOST", value, 1)
+                arguments.removeFirst()
+            } else if first == "--tls-dir" {
+                guard arguments.count > 1 else { throw AtollError.invalidArgument("--tls-dir needs a directory") }
+                setenv("ATOLL_TLS_DIR", arguments[1], 1)
+                arguments.removeFirst(2)
+            } else if first.hasPrefix("--tls-dir=") {
+                setenv("ATOLL_TLS_DIR", String(first.dropFirst(10)), 1)
                 arguments.removeFirst()
             } else if first == "--config" {
                 guard arguments.count > 1 else { throw AtollError.invalidArgument("--config needs a directory") }
@@ -123,6 +130,8 @@ enum GlobalOptions {
 
     /// Connects to the chosen engine and runs `body`.
     static func withEngine<T: Sendable>(_ body: @Sendable (EngineClient) async throws -> T) async throws -> T {
-        try await EngineClient.withConnection(to: try EngineEndpoint(parsing: host), body)
+        let tlsDirectory = ProcessInfo.processInfo.environment["ATOLL_TLS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+        return try await EngineClient.withConnection(
+            to: try EngineEndpoint(parsing: host, tlsDirectory: tlsDirectory), body)
     }
 }

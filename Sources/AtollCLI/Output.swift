@@ -2,8 +2,9 @@ import Foundation
 
 /// Printing helpers: Docker-style tables, sizes, durations and --format templates.
 enum Output {
+    /// Prints a line; a reader that went away (`atoll ps | head -1`) ends the CLI quietly.
     static func print(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        do { try FileHandle.standardOutput.write(contentsOf: Data((text + "\n").utf8)) } catch { exit(0) }
     }
 
     /// Columns padded as Docker's tabwriter pads them (at least three spaces between).

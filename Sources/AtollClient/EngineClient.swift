@@ -5,29 +5,61 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Glibc
 
-/// Where the engine is: `unix:///path/to/atolld.sock` (tcp:// arrives with the cluster).
+/// Where the engine is: `unix:///path/to/atolld.sock`, or `tcp://MANAGER:PORT` with a TLS
+/// directory (ca.pem, cert.pem, key.pem: the admin bundle `atoll cluster init` writes) for a
+/// cluster manager's port, which serves the cluster's Control API.
 public struct EngineEndpoint: Sendable, CustomStringConvertible {
     public static let defaultHost = "unix:///run/atoll/atolld.sock"
-    public let socketPath: String
+    public enum Address: Sendable, Equatable {
+        case unix(path: String)
+        case tcp(host: String, port: Int)
+    }
+    public let address: Address
+    public let tlsDirectory: String?
 
-    public init(parsing host: String) throws {
+    public init(parsing host: String, tlsDirectory: String? = nil) throws {
+        self.tlsDirectory = tlsDirectory
         if host.hasPrefix("unix://") {
             let path = String(host.dropFirst(7))
             guard path.hasPrefix("/") else {
                 throw AtollError.invalidArgument("invalid host \"\(host)\": want unix:///absolute/path")
             }
-            socketPath = path
+            address = .unix(path: path)
         } else if host.hasPrefix("/") {
-            socketPath = host
+            address = .unix(path: host)
         } else if host.hasPrefix("tcp://") {
-            throw AtollError(
-                .unsupported, "invalid host \"\(host)\": tcp:// needs cluster mode, which this atoll does not have yet")
+            var rest = String(host.dropFirst(6))
+            while rest.hasSuffix("/") { rest.removeLast() }
+            var name = rest
+            var port = 2377
+            if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+                guard let parsed = Int(rest[rest.index(after: colon)...]), (1...65535).contains(parsed) else {
+                    throw AtollError.invalidArgument("invalid host \"\(host)\": want tcp://HOST:PORT")
+                }
+                name = String(rest[..<colon])
+                port = parsed
+            }
+            if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+            guard !name.isEmpty else {
+                throw AtollError.invalidArgument("invalid host \"\(host)\": the host is missing")
+            }
+            guard tlsDirectory != nil else {
+                throw AtollError.invalidArgument(
+                    "\(host) needs --tls-dir DIR (ca.pem, cert.pem, key.pem: the admin bundle atoll cluster init wrote)"
+                )
+            }
+            address = .tcp(host: name, port: port)
         } else {
-            throw AtollError.invalidArgument("invalid host \"\(host)\": want unix:///path")
+            throw AtollError.invalidArgument("invalid host \"\(host)\": want unix:///path or tcp://HOST:PORT")
         }
     }
 
-    public var description: String { "unix://\(socketPath)" }
+    public var description: String {
+        switch address {
+        case .unix(let path): "unix://\(path)"
+        case .tcp(let host, let port): host.contains(":") ? "tcp://[\(host)]:\(port)" : "tcp://\(host):\(port)"
+        }
+    }
 }
 
 /// A connection to atolld with a typed client per service.
@@ -37,6 +69,8 @@ public struct EngineClient: Sendable {
     public let containers: Atoll_Engine_V1_Containers.Client<HTTP2ClientTransport.Posix>
     public let volumes: Atoll_Engine_V1_Volumes.Client<HTTP2ClientTransport.Posix>
     public let networks: Atoll_Engine_V1_Networks.Client<HTTP2ClientTransport.Posix>
+    public let membership: Atoll_Cluster_V1_Membership.Client<HTTP2ClientTransport.Posix>
+    public let control: Atoll_Cluster_V1_Control.Client<HTTP2ClientTransport.Posix>
     public let endpoint: EngineEndpoint
 
     /// Connects, runs `body`, and closes. A daemon that is not there is reported in one line
@@ -44,22 +78,31 @@ public struct EngineClient: Sendable {
     public static func withConnection<T: Sendable>(
         to endpoint: EngineEndpoint, _ body: @Sendable (EngineClient) async throws -> T
     ) async throws -> T {
-        switch SocketProbe.connectError(endpoint.socketPath) {
-        case 0: break
-        case EACCES, EPERM:
-            throw AtollError(
-                .permissionDenied, "permission denied connecting to atolld at \(endpoint): the socket is for root only")
-        default:
-            throw AtollError(.unavailable, "cannot connect to atolld at \(endpoint) — is it running?")
+        let transport: HTTP2ClientTransport.Posix
+        switch endpoint.address {
+        case .unix(let path):
+            switch SocketProbe.connectError(path) {
+            case 0: break
+            case EACCES, EPERM:
+                throw AtollError(
+                    .permissionDenied,
+                    "permission denied connecting to atolld at \(endpoint): the socket is for root only")
+            default:
+                throw AtollError(.unavailable, "cannot connect to atolld at \(endpoint) — is it running?")
+            }
+            transport = try HTTP2ClientTransport.Posix(
+                target: .unixDomainSocket(path: path),
+                transportSecurity: .plaintext,
+                config: .defaults {
+                    // Large windows and frames for archives streamed in 1 MiB chunks (see atolld).
+                    $0.http2.targetWindowSize = 16 << 20
+                    $0.http2.maxFrameSize = 1 << 20
+                })
+        case .tcp(let host, let port):
+            transport = try HTTP2ClientTransport.Posix(
+                target: clusterTarget(host: host, port: port),
+                transportSecurity: try ClusterClientTLS.security(directory: endpoint.tlsDirectory ?? "."))
         }
-        let transport = try HTTP2ClientTransport.Posix(
-            target: .unixDomainSocket(path: endpoint.socketPath),
-            transportSecurity: .plaintext,
-            config: .defaults {
-                // Large windows and frames for archives streamed in 1 MiB chunks (see atolld).
-                $0.http2.targetWindowSize = 16 << 20
-                $0.http2.maxFrameSize = 1 << 20
-            })
         return try await withGRPCClient(transport: transport) { client in
             try await body(
                 EngineClient(
@@ -68,6 +111,8 @@ public struct EngineClient: Sendable {
                     containers: Atoll_Engine_V1_Containers.Client(wrapping: client),
                     volumes: Atoll_Engine_V1_Volumes.Client(wrapping: client),
                     networks: Atoll_Engine_V1_Networks.Client(wrapping: client),
+                    membership: Atoll_Cluster_V1_Membership.Client(wrapping: client),
+                    control: Atoll_Cluster_V1_Control.Client(wrapping: client),
                     endpoint: endpoint))
         }
     }

@@ -51,3 +51,31 @@ extension SocketProbe {
         return result == 0 ? 0 : errno
     }
 }
+
+extension SocketProbe {
+    /// The IPv4 source address this host would use toward `destination` (network-order
+    /// bytes): a UDP socket is connected, which only looks up the route and sends nothing.
+    /// nil when there is no route.
+    public static func sourceAddress(toward destination: [UInt8]) -> [UInt8]? {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(9).bigEndian
+        withUnsafeMutableBytes(of: &address.sin_addr) { $0.copyBytes(from: destination.prefix(4)) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { return nil }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { return nil }
+        return withUnsafeBytes(of: &local.sin_addr) { Array($0) }
+    }
+}

@@ -71,6 +71,10 @@ public enum Daemon {
                 $0.http2.targetWindowSize = 16 << 20
                 $0.http2.maxFrameSize = 1 << 20
             })
+        // The cluster role ROOT/cluster records (manager or worker), taken up again.
+        let cluster = ClusterController(root: options.root, host: engine.host)
+        try await cluster.resume()
+
         var registries = RegistryAccess(insecureRegistries: Set(options.insecureRegistries))
         try registries.addMirrors(options.registryMirrors)
         let server = GRPCServer(
@@ -80,6 +84,7 @@ public enum Daemon {
                 ImagesService(
                     engine: engine, registries: registries),
                 ContainersService(engine: engine), VolumesService(engine: engine), NetworksService(engine: engine),
+                MembershipService(cluster: cluster), ControlService(cluster: cluster, local: true),
             ])
 
         let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
@@ -111,6 +116,7 @@ public enum Daemon {
             )
         }
         unlink(options.socket)
+        await cluster.shutdown()
         engine.networks.shutdown()
         logger.info("atolld stopped")
     }

@@ -37,3 +37,22 @@ extension ContainerStartError: RPCErrorConvertible {
     public var rpcErrorMessage: String { message }
     public var rpcErrorMetadata: Metadata { ["atoll-exit-status": "\(exitStatus)"] }
 }
+
+extension AtollError.Code {
+    /// The code of an error a remote atolld (a manager) answered with, to pass on.
+    init(_ code: RPCError.Code) {
+        switch code {
+        case .invalidArgument: self = .invalidArgument
+        case .notFound: self = .notFound
+        case .alreadyExists: self = .alreadyExists
+        case .failedPrecondition: self = .failedPrecondition
+        case .permissionDenied, .unauthenticated: self = .permissionDenied
+        case .resourceExhausted: self = .resourceExhausted
+        case .dataLoss: self = .dataLoss
+        case .unavailable, .deadlineExceeded: self = .unavailable
+        case .cancelled: self = .cancelled
+        case .unimplemented: self = .unsupported
+        default: self = .internalError
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import AtollClusterPKI
+import AtollCore
+import Foundation
+import Glibc
+import X509
+
+/// What this host is in a cluster, as kept in ROOT/cluster/state.json.
+struct ClusterMembership: Codable, Sendable, Equatable {
+    enum Role: String, Codable, Sendable { case manager, worker }
+    var clusterID: String
+    var nodeID: String
+    var role: Role
+    /// IP:PORT of the manager (for a manager: the address it advertises).
+    var managerAddress: String
+    /// A manager's listen address (IP:PORT).
+    var listenAddress: String?
+}
+
+/// This host's cluster files under ROOT/cluster: state.json, the CA's certificate (ca.pem), the
+/// node's certificate (node.pem) and key (node-key.pem, 0600). Each is replaced atomically; the
+/// directory is 0700. A manager's store lives apart, in ROOT/manager/cluster.db.
+struct ClusterFiles: Sendable {
+    let directory: String
+    let managerStore: String
+
+    init(root: String) {
+        directory = "\(root)/cluster"
+        managerStore = "\(root)/manager/cluster.db"
+    }
+
+    var statePath: String { "\(directory)/state.json" }
+    var caPath: String { "\(directory)/ca.pem" }
+    var certificatePath: String { "\(directory)/node.pem" }
+    var keyPath: String { "\(directory)/node-key.pem" }
+
+    func membership() throws -> ClusterMembership? {
+        guard FileSystem.exists(statePath) else { return nil }
+        do {
+            return try JSONDecoder().decode(ClusterMembership.self, from: Data(try FileSystem.readFile(statePath)))
+        } catch {
+            throw AtollError.dataLoss("cannot read the cluster state \(statePath): \(error)")
+        }
+    }
+
+    func credentials() throws -> NodeCredentials {
+        do {
+            return NodeCredentials(
+                key: try KeyPair(pem: String(decoding: try FileSystem.readFile(keyPath), as: UTF8.self)),
+                certificate: try Certificate(
+                    pemEncoded: String(decoding: try FileSystem.readFile(certificatePath), as: UTF8.self)),
+                ca: try Certificate(pemEncoded: String(decoding: try FileSystem.readFile(caPath), as: UTF8.self)))
+        } catch {
+            throw AtollError.dataLoss("cannot read this node's certificates in \(directory): \(error)")
+        }
+    }
+
+    /// Writes the key, certificates and then the state (whose presence says the rest is there).
+    func save(_ membership: ClusterMembership, _ credentials: NodeCredentials) throws {
+        try Syscall.mkdirAll(directory, mode: 0o700)
+        try FileSystem.writeFileAtomically(keyPath, Array(credentials.key.pem.utf8), mode: 0o600)
+        try saveCertificate(credentials.certificate)
+        try FileSystem.writeFileAtomically(caPath, Array(try credentials.ca.serializeAsPEM().pemString.utf8))
+        try FileSystem.writeFileAtomically(
+            statePath, Array(try JSONEncoder().encode(membership)), mode: 0o600)
+    }
+
+    func saveCertificate(_ certificate: Certificate) throws {
+        try FileSystem.writeFileAtomically(certificatePath, Array(try certificate.serializeAsPEM().pemString.utf8))
+    }
+
+    /// Forgets the cluster: this node's files and, on a manager, its store.
+    func remove() throws {
+        try FileSystem.removeTree(directory)
+        try FileSystem.removeTree((managerStore as NSString).deletingLastPathComponent)
+    }
+}
+
+/// A node's key, its certificate and the cluster CA's certificate.
+struct NodeCredentials: Sendable {
+    var key: KeyPair
+    var certificate: Certificate
+    var ca: Certificate
+}

@@ -1,0 +1,151 @@
+import AtollClient
+import AtollClusterPKI
+import AtollCore
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import NIOCore
+import NIOSSL
+import SwiftASN1
+import Synchronization
+import X509
+
+/// The mutual TLS of the cluster port. The server asks every client for a certificate and
+/// accepts any it can check the key of: one the cluster CA signed is "validated" (its chain
+/// reaches the handlers, which authorize by the identity in it); any other (a joining node's
+/// throwaway one, a foreign or expired one) gets through the handshake unvalidated, which only
+/// the CA service's join call accepts. A client without a certificate, or without TLS, is
+/// refused in the handshake.
+enum ClusterTLS {
+    /// The default cluster port (Swarm's).
+    static let defaultPort = 2377
+
+    static func serverSecurity(
+        _ credentials: NodeCredentials, authorities: @escaping @Sendable () -> [CertificateAuthorityCheck]
+    )
+        throws -> HTTP2ServerTransport.Posix.TransportSecurity
+    {
+        let chain = try [credentials.certificate, credentials.ca].map {
+            TLSConfig.CertificateSource.bytes(Array(try $0.serializeAsPEM().pemString.utf8), format: .pem)
+        }
+        return .mTLS(certificateChain: chain, privateKey: .bytes(Array(credentials.key.pem.utf8), format: .pem)) {
+            $0.clientCertificateVerification = .noHostnameVerification
+            $0.trustRoots = .certificates([chain[1]])
+            $0.customVerificationCallback = { presented, promise in
+                guard let leaf = presented.first.flatMap({ try? Certificate(derEncoded: $0.toDERBytes()) }) else {
+                    promise.succeed(.failed)
+                    return
+                }
+                let validated = authorities().contains { $0.validates(leaf) }
+                promise.succeed(
+                    .certificateVerified(VerificationMetadata(validated ? ValidatedCertificateChain(presented) : nil)))
+            }
+        }
+    }
+
+    /// A node's (or an admin's) client security: its certificate, and a server whose leaf the
+    /// cluster CA signed (the address is not checked: managers are known by the CA, as in Swarm).
+    static func clientSecurity(_ credentials: NodeCredentials) throws -> HTTP2ClientTransport.Posix.TransportSecurity {
+        let ca = try CertificateAuthorityCheck(certificate: credentials.ca)
+        return try clientSecurity(
+            certificate: credentials.certificate, key: credentials.key,
+            verify: { presented in ca.validatesManager(presented[0]) })
+    }
+
+    /// For joining: a throwaway self-signed certificate, and a server whose chain holds the CA
+    /// the token pins (by fingerprint) and whose leaf that CA signed.
+    static func joiningSecurity(pinning fingerprint: String) throws -> (
+        HTTP2ClientTransport.Posix.TransportSecurity, pinned: PinnedCertificate
+    ) {
+        let key = KeyPair.generate()
+        let pinned = PinnedCertificate()
+        let certificate = try selfSigned(key, commonName: "atoll-joining-node")
+        let security = try clientSecurity(certificate: certificate, key: key) { presented in
+            guard
+                let ca = presented.first(where: { (try? CertificateAuthorityCheck.fingerprint(of: $0)) == fingerprint }
+                ),
+                let check = try? CertificateAuthorityCheck(certificate: ca), check.validatesManager(presented[0])
+            else { return false }
+            pinned.value.withLock { $0 = ca }
+            return true
+        }
+        return (security, pinned)
+    }
+
+    private static func clientSecurity(
+        certificate: Certificate, key: KeyPair, verify: @escaping @Sendable ([Certificate]) -> Bool
+    ) throws -> HTTP2ClientTransport.Posix.TransportSecurity {
+        let own = TLSConfig.CertificateSource.bytes(
+            Array(try certificate.serializeAsPEM().pemString.utf8), format: .pem)
+        return .mTLS(
+            certificateChain: [own],
+            privateKey: .bytes(Array(key.pem.utf8), format: .pem)
+        ) {
+            $0.serverCertificateVerification = .noHostnameVerification
+            // Checked by the callback; NIOSSL wants roots all the same.
+            $0.trustRoots = .certificates([own])
+            $0.customVerificationCallback = { presented, promise in
+                let certificates = presented.compactMap { try? Certificate(derEncoded: $0.toDERBytes()) }
+                guard !certificates.isEmpty, certificates.count == presented.count, verify(certificates) else {
+                    promise.succeed(.failed)
+                    return
+                }
+                promise.succeed(.certificateVerified(VerificationMetadata(ValidatedCertificateChain(presented))))
+            }
+        }
+    }
+
+    /// A self-signed certificate for `key`, valid for a day.
+    static func selfSigned(_ key: KeyPair, commonName: String) throws -> Certificate {
+        let name = try DistinguishedName { CommonName(commonName) }
+        let now = Date()
+        return try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.privateKey.publicKey),
+            notValidBefore: now.addingTimeInterval(-60), notValidAfter: now.addingTimeInterval(86400),
+            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                try ExtendedKeyUsage([.clientAuth])
+            }, issuerPrivateKey: .init(key.privateKey))
+    }
+
+    /// "IP:PORT", "[IPv6]:PORT", "HOST:PORT" or "IP" (the default port) as a gRPC target.
+    static func target(_ address: String) throws -> any ResolvableTarget {
+        let (host, port) = try hostAndPort(address)
+        return clusterTarget(host: host, port: port)
+    }
+
+    static func hostAndPort(_ address: String, defaultPort: Int = ClusterTLS.defaultPort) throws -> (String, Int) {
+        var host = address
+        var port = defaultPort
+        if address.hasPrefix("[") {
+            guard let end = address.firstIndex(of: "]") else {
+                throw AtollError.invalidArgument("invalid address \"\(address)\": want [IPv6]:PORT")
+            }
+            host = String(address[address.index(after: address.startIndex)..<end])
+            let rest = address[address.index(after: end)...]
+            if rest.hasPrefix(":") {
+                guard let parsed = Int(rest.dropFirst()) else {
+                    throw AtollError.invalidArgument("invalid port in \"\(address)\"")
+                }
+                port = parsed
+            }
+        } else if let colon = address.lastIndex(of: ":"), address.firstIndex(of: ":") == colon {
+            host = String(address[..<colon])
+            guard let parsed = Int(address[address.index(after: colon)...]) else {
+                throw AtollError.invalidArgument("invalid port in \"\(address)\"")
+            }
+            port = parsed
+        }
+        guard !host.isEmpty, (1...65535).contains(port) else {
+            throw AtollError.invalidArgument("invalid address \"\(address)\": want IP:PORT")
+        }
+        return (host, port)
+    }
+}
+
+/// The CA certificate a joining node found in the manager's chain, once the handshake pinned it.
+final class PinnedCertificate: Sendable {
+    let value = Mutex<Certificate?>(nil)
+}

@@ -1,0 +1,371 @@
+import AtollClusterPKI
+import AtollClusterStore
+import AtollCore
+import Foundation
+import Logging
+import Synchronization
+import X509
+
+/// What a node says about itself when it joins and on its first heartbeat of a session.
+public struct NodeDescription: Sendable, Equatable {
+    public var hostname: String
+    public var engineVersion: String
+    public var os: String
+    public var architecture: String
+    public var cpus: Int
+    public var memoryBytes: Int64
+
+    public init(
+        hostname: String, engineVersion: String, os: String, architecture: String, cpus: Int, memoryBytes: Int64
+    ) {
+        self.hostname = hostname
+        self.engineVersion = engineVersion
+        self.os = os
+        self.architecture = architecture
+        self.cpus = cpus
+        self.memoryBytes = memoryBytes
+    }
+
+    func apply(to node: inout Node) {
+        node.hostname = hostname
+        node.engineVersion = engineVersion
+        node.os = os
+        node.architecture = architecture
+        node.cpus = cpus
+        node.memoryBytes = memoryBytes
+    }
+
+    init(of node: Node) {
+        self.init(
+            hostname: node.hostname, engineVersion: node.engineVersion, os: node.os,
+            architecture: node.architecture, cpus: node.cpus, memoryBytes: node.memoryBytes)
+    }
+}
+
+/// The manager: the cluster's CA and join tokens, node membership and health, over one store.
+/// Transport-free: the gRPC services in atolld authenticate callers (mutual TLS) and call it.
+public final class Manager: Sendable {
+    public let store: ClusterStore
+    /// This manager's own node.
+    public let nodeID: String
+    public let clusterID: String
+    public let health = NodeHealth()
+    private let authority: CertificateAuthority
+    private let logger = Logger(label: "atoll.manager")
+
+    /// How many heartbeat periods a node may miss before it is marked down.
+    public static let missedHeartbeats = 3.0
+    /// How long node certificates last.
+    public static let certificateValidity: TimeInterval = 90 * 86400
+
+    /// Opens an existing cluster's store (ROOT/manager/cluster.db).
+    public init(storePath: String, nodeID: String) throws {
+        store = try ClusterStore(path: storePath)
+        guard let cluster = try store.cluster() else {
+            throw AtollError.failedPrecondition("\(storePath) holds no cluster: run atoll cluster init")
+        }
+        authority = try CertificateAuthority(certificatePEM: cluster.caCertificatePEM, keyPEM: cluster.caKeyPEM)
+        clusterID = cluster.id
+        self.nodeID = nodeID
+        health.grace(try store.nodes().map(\.id))
+    }
+
+    /// A new cluster: its CA, join token secrets and store, and this host as its first node (a
+    /// manager). Returns the manager and the certificate for `key`, this node's key.
+    public static func create(
+        storePath: String, description: NodeDescription, address: String, certificateAddresses: [String],
+        key: KeyPair
+    ) throws -> (Manager, Certificate) {
+        if FileManager.default.fileExists(atPath: storePath) {
+            throw AtollError.alreadyExists("this host already holds a cluster's state (\(storePath))")
+        }
+        let clusterID = NodeID.generate()
+        let ca = try CertificateAuthority.create(clusterID: clusterID)
+        let store = try ClusterStore(path: storePath)
+        _ = try store.createCluster(
+            ClusterInfo(
+                id: clusterID, caCertificatePEM: ca.certificatePEM, caKeyPEM: ca.key.pem,
+                workerTokenSecret: JoinToken.generateSecret(), managerTokenSecret: JoinToken.generateSecret()))
+        let nodeID = NodeID.generate()
+        let certificate = try ca.issue(
+            publicKey: key.privateKey.publicKey,
+            identity: CertificateIdentity(nodeID: nodeID, role: .manager, clusterID: clusterID),
+            addresses: certificateAddresses, validity: certificateValidity)
+        var node = Node(id: nodeID, role: .manager, hostname: description.hostname, address: address)
+        description.apply(to: &node)
+        node.state = .ready
+        node.certificateSerial = certificate.serialNumber.description
+        node.certificateExpiry = certificate.notValidAfter
+        _ = try store.createNode(node)
+        return (try Manager(storePath: storePath, nodeID: nodeID), certificate)
+    }
+
+    public var ca: CertificateAuthority { authority }
+
+    public var heartbeatPeriod: TimeInterval {
+        ((try? store.cluster())?.heartbeatPeriodSeconds).flatMap { $0 > 0 ? $0 : nil } ?? 5
+    }
+
+    // MARK: - Join tokens
+
+    public func tokens() throws -> (worker: String, manager: String) {
+        let cluster = try requireCluster()
+        return (
+            JoinToken(caFingerprint: authority.fingerprint, secret: cluster.workerTokenSecret).description,
+            JoinToken(caFingerprint: authority.fingerprint, secret: cluster.managerTokenSecret).description
+        )
+    }
+
+    /// Replaces a role's token secret: the old token stops working; nodes already in stay.
+    public func rotateToken(_ role: NodeRole) throws {
+        _ = try store.updateCluster { cluster in
+            switch role {
+            case .worker: cluster.workerTokenSecret = JoinToken.generateSecret()
+            case .manager: cluster.managerTokenSecret = JoinToken.generateSecret()
+            }
+        }
+        logger.info("rotated the \(role.rawValue) join token")
+    }
+
+    // MARK: - Certificates
+
+    /// A node joins: the token names the role; its CSR gets a certificate naming a new node ID.
+    public func join(token text: String, csrPEM: String, description: NodeDescription, address: String) throws -> (
+        Node, Certificate
+    ) {
+        let token = try JoinToken(parsing: text)
+        guard token.caFingerprint == authority.fingerprint else {
+            throw AtollError(
+                .permissionDenied,
+                "the join token is for another cluster: its CA fingerprint does not match this cluster's")
+        }
+        let cluster = try requireCluster()
+        let role: NodeRole
+        if token.matches(secret: cluster.workerTokenSecret) {
+            role = .worker
+        } else if token.matches(secret: cluster.managerTokenSecret) {
+            throw AtollError(
+                .unsupported,
+                "joining as a manager is not supported yet: the cluster has one manager (its store is not replicated); join with the worker token"
+            )
+        } else {
+            throw AtollError(.permissionDenied, "invalid join token: it was rotated or mistyped")
+        }
+        let nodeID = NodeID.generate()
+        let certificate = try authority.issue(
+            csrPEM: csrPEM, identity: CertificateIdentity(nodeID: nodeID, role: .worker, clusterID: clusterID),
+            addresses: [address], validity: Self.certificateValidity)
+        var node = Node(id: nodeID, role: role, hostname: description.hostname, address: address)
+        description.apply(to: &node)
+        node.certificateSerial = certificate.serialNumber.description
+        node.certificateExpiry = certificate.notValidAfter
+        let stored = try store.createNode(node)
+        health.beat(nodeID)
+        logger.info("node \(nodeID) (\(description.hostname), \(address)) joined as a \(role.rawValue)")
+        return (stored, certificate)
+    }
+
+    /// A new certificate for a node that proves its current one.
+    public func renew(_ identity: CertificateIdentity, csrPEM: String) throws -> Certificate {
+        let node = try authorize(identity, roles: [.worker, .manager]).node
+        guard let node else { throw AtollError(.permissionDenied, "only nodes renew certificates") }
+        let role: ClusterRole = node.role == .manager ? .manager : .worker
+        let certificate = try authority.issue(
+            csrPEM: csrPEM, identity: CertificateIdentity(nodeID: node.id, role: role, clusterID: clusterID),
+            addresses: [node.address], validity: Self.certificateValidity)
+        _ = try store.updateNode(node.id) {
+            $0.certificateSerial = certificate.serialNumber.description
+            $0.certificateExpiry = certificate.notValidAfter
+        }
+        return certificate
+    }
+
+    /// A certificate for an administrator's client (`atoll --tls-dir`): it can call Control.
+    public func issueAdminCertificate(key: KeyPair, validity: TimeInterval = 365 * 86400) throws -> Certificate {
+        try authority.issue(
+            publicKey: key.privateKey.publicKey,
+            identity: CertificateIdentity(nodeID: "admin-" + NodeID.generate(), role: .admin, clusterID: clusterID),
+            validity: validity)
+    }
+
+    /// This manager's own certificate again (at start, when it nears its end).
+    public func reissueOwnCertificate(key: KeyPair, addresses: [String]) throws -> Certificate {
+        let certificate = try authority.issue(
+            publicKey: key.privateKey.publicKey,
+            identity: CertificateIdentity(nodeID: nodeID, role: .manager, clusterID: clusterID),
+            addresses: addresses, validity: Self.certificateValidity)
+        _ = try store.updateNode(nodeID) {
+            $0.certificateSerial = certificate.serialNumber.description
+            $0.certificateExpiry = certificate.notValidAfter
+        }
+        return certificate
+    }
+
+    /// Checks a caller's certificate identity: this cluster's, one of `roles`, and (for nodes)
+    /// a node the store still has. Returns the node, nil for an admin.
+    @discardableResult
+    public func authorize(_ identity: CertificateIdentity?, roles: Set<ClusterRole>) throws -> (
+        identity: CertificateIdentity, node: Node?
+    ) {
+        guard let identity else {
+            throw AtollError(.permissionDenied, "a certificate of this cluster is required")
+        }
+        guard identity.clusterID == clusterID else {
+            throw AtollError(.permissionDenied, "the certificate is for another cluster (\(identity.clusterID))")
+        }
+        guard roles.contains(identity.role) else {
+            throw AtollError(
+                .permissionDenied,
+                "a \(identity.role.rawValue) certificate cannot call this: it needs \(roles.map(\.rawValue).sorted().joined(separator: " or "))"
+            )
+        }
+        if identity.role == .admin { return (identity, nil) }
+        guard let node = try store.node(identity.nodeID) else {
+            throw AtollError(.permissionDenied, "node \(identity.nodeID) was removed from the cluster")
+        }
+        return (identity, node)
+    }
+
+    // MARK: - Heartbeats and health
+
+    /// A node's heartbeat: it is ready (again), and described anew when it says so. Returns the
+    /// period to the next heartbeat.
+    public func heartbeat(nodeID: String, description: NodeDescription?, address: String?) throws -> TimeInterval {
+        health.beat(nodeID)
+        guard let node = try store.node(nodeID) else {
+            throw AtollError(.permissionDenied, "node \(nodeID) was removed from the cluster")
+        }
+        let describedAnew = description.map { $0 != NodeDescription(of: node) } ?? false
+        let moved = address.map { !$0.isEmpty && $0 != node.address } ?? false
+        if node.state != .ready || describedAnew || moved {
+            _ = try store.updateNode(nodeID) { node in
+                if node.state != .ready {
+                    self.logger.info("node \(nodeID) (\(node.hostname)) is ready")
+                }
+                node.state = .ready
+                node.stateMessage = ""
+                description?.apply(to: &node)
+                if moved, let address { node.address = address }
+            }
+        }
+        return heartbeatPeriod
+    }
+
+    /// Marks down the ready nodes (other than this manager) that missed their heartbeats.
+    /// Returns their IDs.
+    @discardableResult
+    public func markSilentNodesDown(now: Date = Date()) throws -> [String] {
+        let period = heartbeatPeriod
+        let candidates =
+            try store.nodes(state: .ready).map(\.id).filter { $0 != nodeID }
+            + store.nodes(state: .unknown).map(\.id)
+        let silent = health.silent(candidates, timeout: period * Self.missedHeartbeats, now: now)
+        for id in silent {
+            _ = try store.updateNode(id) { node in
+                node.state = .down
+                node.stateMessage = "heartbeat failure"
+            }
+            logger.warning("node \(id) missed \(Int(Self.missedHeartbeats)) heartbeats: marked down")
+        }
+        return silent
+    }
+
+    /// The health loop: checks twice a second until cancelled (a dead node is marked down at
+    /// most half a second after its third missed heartbeat); this manager's own node is ready
+    /// while it runs.
+    public func run() async {
+        _ = try? store.updateNode(nodeID) {
+            $0.state = .ready
+            $0.stateMessage = ""
+        }
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(500))
+            do { try markSilentNodesDown() } catch {
+                logger.error("checking node heartbeats failed: \(error)")
+            }
+        }
+    }
+
+    // MARK: - Nodes
+
+    /// Nodes matching every filter (`key=value`: id (prefix), name (hostname), role, state,
+    /// availability, label (`key` or `key=value`)).
+    public func listNodes(filters: [String]) throws -> [Node] {
+        let parsed = try filters.map { filter -> (String, String) in
+            let parts = filter.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, ["id", "name", "role", "state", "availability", "label"].contains(parts[0]) else {
+                throw AtollError.invalidArgument(
+                    "invalid filter \"\(filter)\": want id=, name=, role=, state=, availability= or label=")
+            }
+            return (parts[0], parts[1])
+        }
+        return try store.nodes().filter { node in
+            parsed.allSatisfy { key, value in
+                switch key {
+                case "id": node.id.hasPrefix(value)
+                case "name": node.hostname == value
+                case "role": node.role.rawValue == value
+                case "state": node.state.rawValue == value
+                case "availability": node.availability.rawValue == value
+                default:
+                    if let equals = value.firstIndex(of: "=") {
+                        node.labels[String(value[..<equals])] == String(value[value.index(after: equals)...])
+                    } else {
+                        node.labels[value] != nil
+                    }
+                }
+            }
+        }
+    }
+
+    /// A node by ID, unique ID prefix or hostname; "self" is this manager.
+    public func node(_ reference: String) throws -> Node {
+        try store.resolveNode(reference == "self" ? nodeID : reference)
+    }
+
+    public func updateNode(
+        _ reference: String, availability: NodeAvailability?, labelsToAdd: [String], labelsToRemove: [String]
+    ) throws -> Node {
+        let node = try node(reference)
+        return try store.updateNode(node.id, expectedVersion: node.version) { node in
+            if let availability { node.availability = availability }
+            for label in labelsToAdd {
+                let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
+                guard let key = parts.first, !key.isEmpty else {
+                    throw AtollError.invalidArgument("invalid label \"\(label)\": want KEY[=VALUE]")
+                }
+                node.labels[key] = parts.count == 2 ? parts[1] : ""
+            }
+            for key in labelsToRemove {
+                guard node.labels.removeValue(forKey: key) != nil else {
+                    throw AtollError.notFound("node \(node.hostname) has no label \"\(key)\"")
+                }
+            }
+        }
+    }
+
+    /// Removes a node from the cluster: its certificate is refused from then on. A node that is
+    /// not down needs `force`; this manager cannot be removed.
+    public func removeNode(_ reference: String, force: Bool) throws {
+        let node = try node(reference)
+        guard node.id != nodeID else {
+            throw AtollError.failedPrecondition(
+                "node \(node.hostname) is this cluster's manager and cannot be removed (atoll cluster leave --force ends the cluster)"
+            )
+        }
+        if node.state == .ready && !force {
+            throw AtollError.failedPrecondition(
+                "node \(node.hostname) (\(node.id)) is ready: stop it first or remove it with --force")
+        }
+        try store.removeNode(node.id, expectedVersion: node.version)
+        health.forget(node.id)
+        logger.info("node \(node.id) (\(node.hostname)) removed from the cluster")
+    }
+
+    private func requireCluster() throws -> ClusterInfo {
+        guard let cluster = try store.cluster() else {
+            throw AtollError.internalError("the cluster store lost its cluster row")
+        }
+        return cluster
+    }
+}
