@@ -2259,6 +2259,19 @@ public enum Atoll_Cluster_V1_Control: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RotateCA" metadata.
+        public enum RotateCA: Sendable {
+            /// Request type for "RotateCA".
+            public typealias Input = Atoll_Cluster_V1_RotateCARequest
+            /// Response type for "RotateCA".
+            public typealias Output = Atoll_Cluster_V1_ClusterInfoResponse
+            /// Descriptor for "RotateCA".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.cluster.v1.Control"),
+                method: "RotateCA",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "atoll.cluster.v1.Control" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListNodes.descriptor,
@@ -2266,7 +2279,8 @@ public enum Atoll_Cluster_V1_Control: Sendable {
             UpdateNode.descriptor,
             RemoveNode.descriptor,
             JoinTokens.descriptor,
-            ClusterInfo.descriptor
+            ClusterInfo.descriptor,
+            RotateCA.descriptor
         ]
     }
 }
@@ -2380,6 +2394,25 @@ extension Atoll_Cluster_V1_Control {
             request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_ClusterInfoRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_ClusterInfoResponse>
+
+        /// Handle the "RotateCA" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a CA rotation: a new CA signs every certificate from now on; nodes that are up are
+        /// > told to renew, and once all have, the new CA replaces the old one (which is then refused).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Atoll_Cluster_V1_RotateCARequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Cluster_V1_ClusterInfoResponse` messages.
+        func rotateCA(
+            request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RotateCARequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_ClusterInfoResponse>
     }
 
     /// Service protocol for the "atoll.cluster.v1.Control" service.
@@ -2477,6 +2510,25 @@ extension Atoll_Cluster_V1_Control {
             request: GRPCCore.ServerRequest<Atoll_Cluster_V1_ClusterInfoRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_ClusterInfoResponse>
+
+        /// Handle the "RotateCA" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a CA rotation: a new CA signs every certificate from now on; nodes that are up are
+        /// > told to renew, and once all have, the new CA replaces the old one (which is then refused).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RotateCARequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Atoll_Cluster_V1_ClusterInfoResponse` message.
+        func rotateCA(
+            request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RotateCARequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_ClusterInfoResponse>
     }
 
     /// Simple service protocol for the "atoll.cluster.v1.Control" service.
@@ -2572,6 +2624,25 @@ extension Atoll_Cluster_V1_Control {
             request: Atoll_Cluster_V1_ClusterInfoRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Atoll_Cluster_V1_ClusterInfoResponse
+
+        /// Handle the "RotateCA" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a CA rotation: a new CA signs every certificate from now on; nodes that are up are
+        /// > told to renew, and once all have, the new CA replaces the old one (which is then refused).
+        ///
+        /// - Parameters:
+        ///   - request: A `Atoll_Cluster_V1_RotateCARequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Atoll_Cluster_V1_ClusterInfoResponse` to respond with.
+        func rotateCA(
+            request: Atoll_Cluster_V1_RotateCARequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Atoll_Cluster_V1_ClusterInfoResponse
     }
 }
 
@@ -2645,6 +2716,17 @@ extension Atoll_Cluster_V1_Control.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Atoll_Cluster_V1_Control.Method.RotateCA.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_RotateCARequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_ClusterInfoResponse>(),
+            handler: { request, context in
+                try await self.rotateCA(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2711,6 +2793,17 @@ extension Atoll_Cluster_V1_Control.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_ClusterInfoResponse> {
         let response = try await self.clusterInfo(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func rotateCA(
+        request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RotateCARequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_ClusterInfoResponse> {
+        let response = try await self.rotateCA(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2792,6 +2885,19 @@ extension Atoll_Cluster_V1_Control.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_ClusterInfoResponse> {
         return GRPCCore.ServerResponse<Atoll_Cluster_V1_ClusterInfoResponse>(
             message: try await self.clusterInfo(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func rotateCA(
+        request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RotateCARequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_ClusterInfoResponse> {
+        return GRPCCore.ServerResponse<Atoll_Cluster_V1_ClusterInfoResponse>(
+            message: try await self.rotateCA(
                 request: request.message,
                 context: context
             ),
@@ -2922,6 +3028,30 @@ extension Atoll_Cluster_V1_Control {
         func clusterInfo<Result>(
             request: GRPCCore.ClientRequest<Atoll_Cluster_V1_ClusterInfoRequest>,
             serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_ClusterInfoRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_ClusterInfoResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_ClusterInfoResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RotateCA" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a CA rotation: a new CA signs every certificate from now on; nodes that are up are
+        /// > told to renew, and once all have, the new CA replaces the old one (which is then refused).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RotateCARequest` message.
+        ///   - serializer: A serializer for `Atoll_Cluster_V1_RotateCARequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Cluster_V1_ClusterInfoResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func rotateCA<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RotateCARequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_RotateCARequest>,
             deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_ClusterInfoResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_ClusterInfoResponse>) async throws -> Result
@@ -3127,6 +3257,41 @@ extension Atoll_Cluster_V1_Control {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "RotateCA" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Starts a CA rotation: a new CA signs every certificate from now on; nodes that are up are
+        /// > told to renew, and once all have, the new CA replaces the old one (which is then refused).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RotateCARequest` message.
+        ///   - serializer: A serializer for `Atoll_Cluster_V1_RotateCARequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Cluster_V1_ClusterInfoResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func rotateCA<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RotateCARequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_RotateCARequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_ClusterInfoResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_ClusterInfoResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Atoll_Cluster_V1_Control.Method.RotateCA.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3277,6 +3442,36 @@ extension Atoll_Cluster_V1_Control.ClientProtocol {
         try await self.clusterInfo(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_ClusterInfoRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_ClusterInfoResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RotateCA" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Starts a CA rotation: a new CA signs every certificate from now on; nodes that are up are
+    /// > told to renew, and once all have, the new CA replaces the old one (which is then refused).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Atoll_Cluster_V1_RotateCARequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func rotateCA<Result>(
+        request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RotateCARequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_ClusterInfoResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.rotateCA(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RotateCARequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_ClusterInfoResponse>(),
             options: options,
             onResponse: handleResponse
@@ -3455,6 +3650,40 @@ extension Atoll_Cluster_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.clusterInfo(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RotateCA" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Starts a CA rotation: a new CA signs every certificate from now on; nodes that are up are
+    /// > told to renew, and once all have, the new CA replaces the old one (which is then refused).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func rotateCA<Result>(
+        _ message: Atoll_Cluster_V1_RotateCARequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_ClusterInfoResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Atoll_Cluster_V1_RotateCARequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.rotateCA(
             request: request,
             options: options,
             onResponse: handleResponse

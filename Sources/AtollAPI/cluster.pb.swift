@@ -291,6 +291,12 @@ public nonisolated struct Atoll_Cluster_V1_HeartbeatResponse: Sendable {
   /// When the next heartbeat is due.
   public var periodMs: Int64 = 0
 
+  /// The node's certificate is not from the CA that signs now (a rotation): renew it.
+  public var renewCertificate: Bool = false
+
+  /// The roots to trust for the manager (PEM): the CA, and the next one during a rotation.
+  public var trustedRootsPem: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -516,6 +522,19 @@ public nonisolated struct Atoll_Cluster_V1_ClusterInfoResponse: Sendable {
 
   /// IP:PORT nodes join through.
   public var managerAddr: String = String()
+
+  /// Empty, or how a CA rotation stands: "N of M nodes renewed".
+  public var caRotation: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atoll_Cluster_V1_RotateCARequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1098,7 +1117,7 @@ nonisolated extension Atoll_Cluster_V1_HeartbeatRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Atoll_Cluster_V1_HeartbeatResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}period_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}period_ms\0\u{3}renew_certificate\0\u{3}trusted_roots_pem\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1107,6 +1126,8 @@ nonisolated extension Atoll_Cluster_V1_HeartbeatResponse: SwiftProtobuf.Message,
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.periodMs) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.renewCertificate) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.trustedRootsPem) }()
       default: break
       }
     }
@@ -1116,11 +1137,19 @@ nonisolated extension Atoll_Cluster_V1_HeartbeatResponse: SwiftProtobuf.Message,
     if self.periodMs != 0 {
       try visitor.visitSingularInt64Field(value: self.periodMs, fieldNumber: 1)
     }
+    if self.renewCertificate != false {
+      try visitor.visitSingularBoolField(value: self.renewCertificate, fieldNumber: 2)
+    }
+    if !self.trustedRootsPem.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.trustedRootsPem, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Atoll_Cluster_V1_HeartbeatResponse, rhs: Atoll_Cluster_V1_HeartbeatResponse) -> Bool {
     if lhs.periodMs != rhs.periodMs {return false}
+    if lhs.renewCertificate != rhs.renewCertificate {return false}
+    if lhs.trustedRootsPem != rhs.trustedRootsPem {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1560,7 +1589,7 @@ nonisolated extension Atoll_Cluster_V1_ClusterInfoRequest: SwiftProtobuf.Message
 
 nonisolated extension Atoll_Cluster_V1_ClusterInfoResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterInfoResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{3}created_at\0\u{3}ca_fingerprint\0\u{3}heartbeat_period_seconds\0\u{3}manager_addr\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{3}created_at\0\u{3}ca_fingerprint\0\u{3}heartbeat_period_seconds\0\u{3}manager_addr\0\u{3}ca_rotation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1573,6 +1602,7 @@ nonisolated extension Atoll_Cluster_V1_ClusterInfoResponse: SwiftProtobuf.Messag
       case 3: try { try decoder.decodeSingularStringField(value: &self.caFingerprint) }()
       case 4: try { try decoder.decodeSingularDoubleField(value: &self.heartbeatPeriodSeconds) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.managerAddr) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.caRotation) }()
       default: break
       }
     }
@@ -1594,6 +1624,9 @@ nonisolated extension Atoll_Cluster_V1_ClusterInfoResponse: SwiftProtobuf.Messag
     if !self.managerAddr.isEmpty {
       try visitor.visitSingularStringField(value: self.managerAddr, fieldNumber: 5)
     }
+    if !self.caRotation.isEmpty {
+      try visitor.visitSingularStringField(value: self.caRotation, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1603,6 +1636,26 @@ nonisolated extension Atoll_Cluster_V1_ClusterInfoResponse: SwiftProtobuf.Messag
     if lhs.caFingerprint != rhs.caFingerprint {return false}
     if lhs.heartbeatPeriodSeconds != rhs.heartbeatPeriodSeconds {return false}
     if lhs.managerAddr != rhs.managerAddr {return false}
+    if lhs.caRotation != rhs.caRotation {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atoll_Cluster_V1_RotateCARequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RotateCARequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atoll_Cluster_V1_RotateCARequest, rhs: Atoll_Cluster_V1_RotateCARequest) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

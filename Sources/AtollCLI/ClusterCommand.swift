@@ -9,7 +9,7 @@ struct ClusterCommand: AsyncParsableCommand {
         commandName: "cluster", abstract: "Manage the cluster (as docker swarm).",
         subcommands: [
             ClusterInitCommand.self, ClusterJoinCommand.self, ClusterLeaveCommand.self, ClusterJoinTokenCommand.self,
-            ClusterInfoCommand.self,
+            ClusterInfoCommand.self, ClusterCACommand.self,
         ])
 }
 
@@ -145,5 +145,48 @@ struct ClusterInfoCommand: AsyncParsableCommand {
             }
         }
         Output.print(lines.joined(separator: "\n"))
+    }
+}
+
+struct ClusterCACommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ca", abstract: "Show the cluster's CA, or rotate it.",
+        discussion: """
+            With --rotate, a new CA signs every certificate from then on: each node that is up
+            renews its certificate over its session (it is told to in its heartbeats), and once
+            all have, the new CA replaces the old one, whose certificates are refused from then
+            on. A node that was down meanwhile must leave and join again with the new token.
+            The join tokens change (they pin the CA) and the admin bundle is rewritten.
+            """)
+    @Flag(help: "Rotate the CA.") var rotate = false
+    @Flag(name: .shortAndLong, help: "Do not wait for the rotation to complete.") var detach = false
+    @Flag(name: .shortAndLong, help: "Print only the CA's fingerprint.") var quiet = false
+
+    func run() async throws {
+        if !rotate {
+            let info = try await GlobalOptions.withEngine {
+                try await $0.control.clusterInfo(Atoll_Cluster_V1_ClusterInfoRequest())
+            }
+            Output.print(quiet ? info.caFingerprint : "CA fingerprint (sha256): \(info.caFingerprint)")
+            if !info.caRotation.isEmpty, !quiet { Output.print("Rotation in progress: \(info.caRotation)") }
+            return
+        }
+        var info = try await GlobalOptions.withEngine {
+            try await $0.control.rotateCA(Atoll_Cluster_V1_RotateCARequest())
+        }
+        var shown = ""
+        while !detach && !info.caRotation.isEmpty {
+            if info.caRotation != shown, !quiet { Output.print("Rotating the CA: \(info.caRotation)") }
+            shown = info.caRotation
+            try await Task.sleep(for: .milliseconds(500))
+            info = try await GlobalOptions.withEngine {
+                try await $0.control.clusterInfo(Atoll_Cluster_V1_ClusterInfoRequest())
+            }
+        }
+        if detach {
+            Output.print("CA rotation started: atoll cluster ca shows how it stands.")
+        } else {
+            Output.print(quiet ? info.caFingerprint : "CA rotated: new fingerprint (sha256) \(info.caFingerprint)")
+        }
     }
 }

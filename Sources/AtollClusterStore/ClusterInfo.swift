@@ -19,6 +19,10 @@ public struct ClusterInfo: Codable, Sendable, Equatable {
     public var managerTokenSecret: String
     /// How often nodes report to the manager.
     public var heartbeatPeriodSeconds: Double
+    /// While a CA rotation runs: the new CA (certificate and key, PEM), which signs every new
+    /// certificate and becomes the CA once every node that is up holds one; empty otherwise.
+    public var pendingCACertificatePEM = ""
+    public var pendingCAKeyPEM = ""
 
     /// A cluster description; `version`, `createdAt` and `updatedAt` start at zero and the epoch, and
     /// the store sets them when the cluster is written.
@@ -39,7 +43,7 @@ public struct ClusterInfo: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case id, version, createdAt, updatedAt, caCertificatePEM, caKeyPEM, workerTokenSecret, managerTokenSecret
-        case heartbeatPeriodSeconds
+        case heartbeatPeriodSeconds, pendingCACertificatePEM, pendingCAKeyPEM
     }
 }
 
@@ -57,5 +61,7 @@ extension ClusterInfo {
         version = try c.decodeIfPresent(Int64.self, forKey: .version) ?? 0
         createdAt = try c.decodeIfPresent(Date.self, forKey: .createdAt) ?? createdAt
         updatedAt = try c.decodeIfPresent(Date.self, forKey: .updatedAt) ?? updatedAt
+        pendingCACertificatePEM = try c.decodeIfPresent(String.self, forKey: .pendingCACertificatePEM) ?? ""
+        pendingCAKeyPEM = try c.decodeIfPresent(String.self, forKey: .pendingCAKeyPEM) ?? ""
     }
 }

@@ -54,6 +54,9 @@ public struct Node: Codable, Sendable, Equatable, Identifiable {
     /// The serial number of the node's current TLS certificate (hex), empty before it has one.
     public var certificateSerial: String
     public var certificateExpiry: Date?
+    /// The fingerprint of the CA that signed the node's certificate (a CA rotation is done when
+    /// every node that is up has one from the new CA).
+    public var certificateIssuer: String = ""
 
     /// A node description; `version`, `createdAt` and `updatedAt` start at zero and the epoch, and
     /// the store sets them when the node is written.
@@ -86,6 +89,7 @@ public struct Node: Codable, Sendable, Equatable, Identifiable {
     enum CodingKeys: String, CodingKey {
         case id, version, createdAt, updatedAt, role, availability, labels, hostname, address, state
         case stateMessage, engineVersion, os, architecture, cpus, memoryBytes, certificateSerial, certificateExpiry
+        case certificateIssuer
     }
 }
 
@@ -113,6 +117,7 @@ extension Node {
         memoryBytes = try c.decodeIfPresent(Int64.self, forKey: .memoryBytes) ?? 0
         certificateSerial = try c.decodeIfPresent(String.self, forKey: .certificateSerial) ?? ""
         certificateExpiry = try c.decodeIfPresent(Date.self, forKey: .certificateExpiry)
+        certificateIssuer = try c.decodeIfPresent(String.self, forKey: .certificateIssuer) ?? ""
     }
 }
 

@@ -50,7 +50,8 @@ public final class Manager: Sendable {
     public let nodeID: String
     public let clusterID: String
     public let health = NodeHealth()
-    private let authority: CertificateAuthority
+    /// The CA, and the next one while a rotation runs.
+    private let authorities: Mutex<(current: CertificateAuthority, pending: CertificateAuthority?)>
     private let logger = Logger(label: "atoll.manager")
 
     /// How many heartbeat periods a node may miss before it is marked down.
@@ -64,7 +65,12 @@ public final class Manager: Sendable {
         guard let cluster = try store.cluster() else {
             throw AtollError.failedPrecondition("\(storePath) holds no cluster: run atoll cluster init")
         }
-        authority = try CertificateAuthority(certificatePEM: cluster.caCertificatePEM, keyPEM: cluster.caKeyPEM)
+        let current = try CertificateAuthority(certificatePEM: cluster.caCertificatePEM, keyPEM: cluster.caKeyPEM)
+        let pending =
+            cluster.pendingCACertificatePEM.isEmpty
+            ? nil
+            : try CertificateAuthority(certificatePEM: cluster.pendingCACertificatePEM, keyPEM: cluster.pendingCAKeyPEM)
+        authorities = Mutex((current, pending))
         clusterID = cluster.id
         self.nodeID = nodeID
         health.grace(try store.nodes().map(\.id))
@@ -96,11 +102,21 @@ public final class Manager: Sendable {
         node.state = .ready
         node.certificateSerial = certificate.serialNumber.description
         node.certificateExpiry = certificate.notValidAfter
+        node.certificateIssuer = ca.fingerprint
         _ = try store.createNode(node)
         return (try Manager(storePath: storePath, nodeID: nodeID), certificate)
     }
 
-    public var ca: CertificateAuthority { authority }
+    /// The cluster's CA: what join tokens pin and what the manager's own certificate is from.
+    public var ca: CertificateAuthority { authorities.withLock { $0.current } }
+    /// The next CA, while a rotation runs.
+    public var pendingCA: CertificateAuthority? { authorities.withLock { $0.pending } }
+    /// The CA that signs renewals and admin certificates: the next one during a rotation.
+    private var signer: CertificateAuthority { authorities.withLock { $0.pending ?? $0.current } }
+    /// The roots a caller's certificate may chain to (both during a rotation).
+    public var trustedRoots: [Certificate] {
+        authorities.withLock { [$0.current.certificate] + ($0.pending.map { [$0.certificate] } ?? []) }
+    }
 
     public var heartbeatPeriod: TimeInterval {
         ((try? store.cluster())?.heartbeatPeriodSeconds).flatMap { $0 > 0 ? $0 : nil } ?? 5
@@ -111,8 +127,8 @@ public final class Manager: Sendable {
     public func tokens() throws -> (worker: String, manager: String) {
         let cluster = try requireCluster()
         return (
-            JoinToken(caFingerprint: authority.fingerprint, secret: cluster.workerTokenSecret).description,
-            JoinToken(caFingerprint: authority.fingerprint, secret: cluster.managerTokenSecret).description
+            JoinToken(caFingerprint: ca.fingerprint, secret: cluster.workerTokenSecret).description,
+            JoinToken(caFingerprint: ca.fingerprint, secret: cluster.managerTokenSecret).description
         )
     }
 
@@ -134,7 +150,7 @@ public final class Manager: Sendable {
         Node, Certificate
     ) {
         let token = try JoinToken(parsing: text)
-        guard token.caFingerprint == authority.fingerprint else {
+        guard token.caFingerprint == ca.fingerprint else {
             throw AtollError(
                 .permissionDenied,
                 "the join token is for another cluster: its CA fingerprint does not match this cluster's")
@@ -152,13 +168,15 @@ public final class Manager: Sendable {
             throw AtollError(.permissionDenied, "invalid join token: it was rotated or mistyped")
         }
         let nodeID = NodeID.generate()
-        let certificate = try authority.issue(
+        let issuer = ca
+        let certificate = try issuer.issue(
             csrPEM: csrPEM, identity: CertificateIdentity(nodeID: nodeID, role: .worker, clusterID: clusterID),
             addresses: [address], validity: Self.certificateValidity)
         var node = Node(id: nodeID, role: role, hostname: description.hostname, address: address)
         description.apply(to: &node)
         node.certificateSerial = certificate.serialNumber.description
         node.certificateExpiry = certificate.notValidAfter
+        node.certificateIssuer = issuer.fingerprint
         let stored = try store.createNode(node)
         health.beat(nodeID)
         logger.info("node \(nodeID) (\(description.hostname), \(address)) joined as a \(role.rawValue)")
@@ -170,19 +188,21 @@ public final class Manager: Sendable {
         let node = try authorize(identity, roles: [.worker, .manager]).node
         guard let node else { throw AtollError(.permissionDenied, "only nodes renew certificates") }
         let role: ClusterRole = node.role == .manager ? .manager : .worker
-        let certificate = try authority.issue(
+        let issuer = signer
+        let certificate = try issuer.issue(
             csrPEM: csrPEM, identity: CertificateIdentity(nodeID: node.id, role: role, clusterID: clusterID),
             addresses: [node.address], validity: Self.certificateValidity)
         _ = try store.updateNode(node.id) {
             $0.certificateSerial = certificate.serialNumber.description
             $0.certificateExpiry = certificate.notValidAfter
+            $0.certificateIssuer = issuer.fingerprint
         }
         return certificate
     }
 
     /// A certificate for an administrator's client (`atoll --tls-dir`): it can call Control.
     public func issueAdminCertificate(key: KeyPair, validity: TimeInterval = 365 * 86400) throws -> Certificate {
-        try authority.issue(
+        try ca.issue(
             publicKey: key.privateKey.publicKey,
             identity: CertificateIdentity(nodeID: "admin-" + NodeID.generate(), role: .admin, clusterID: clusterID),
             validity: validity)
@@ -190,13 +210,15 @@ public final class Manager: Sendable {
 
     /// This manager's own certificate again (at start, when it nears its end).
     public func reissueOwnCertificate(key: KeyPair, addresses: [String]) throws -> Certificate {
-        let certificate = try authority.issue(
+        let issuer = ca
+        let certificate = try issuer.issue(
             publicKey: key.privateKey.publicKey,
             identity: CertificateIdentity(nodeID: nodeID, role: .manager, clusterID: clusterID),
             addresses: addresses, validity: Self.certificateValidity)
         _ = try store.updateNode(nodeID) {
             $0.certificateSerial = certificate.serialNumber.description
             $0.certificateExpiry = certificate.notValidAfter
+            $0.certificateIssuer = issuer.fingerprint
         }
         return certificate
     }
@@ -228,9 +250,16 @@ public final class Manager: Sendable {
 
     // MARK: - Heartbeats and health
 
-    /// A node's heartbeat: it is ready (again), and described anew when it says so. Returns the
-    /// period to the next heartbeat.
-    public func heartbeat(nodeID: String, description: NodeDescription?, address: String?) throws -> TimeInterval {
+    /// What a heartbeat answers: when to call again, whether to renew the certificate (it is
+    /// not from the signing CA: a rotation runs), and the roots to trust for the manager.
+    public struct HeartbeatAnswer: Sendable {
+        public var period: TimeInterval
+        public var renewCertificate: Bool
+        public var trustedRoots: [Certificate]
+    }
+
+    /// A node's heartbeat: it is ready (again), and described anew when it says so.
+    public func heartbeat(nodeID: String, description: NodeDescription?, address: String?) throws -> HeartbeatAnswer {
         health.beat(nodeID)
         guard let node = try store.node(nodeID) else {
             throw AtollError(.permissionDenied, "node \(nodeID) was removed from the cluster")
@@ -248,7 +277,54 @@ public final class Manager: Sendable {
                 if moved, let address { node.address = address }
             }
         }
-        return heartbeatPeriod
+        return HeartbeatAnswer(
+            period: heartbeatPeriod, renewCertificate: node.certificateIssuer != signer.fingerprint,
+            trustedRoots: trustedRoots)
+    }
+
+    // MARK: - CA rotation
+
+    /// Starts a rotation: a new CA signs every renewal from now on, and nodes are told to renew.
+    public func rotateCA() throws {
+        let next = try CertificateAuthority.create(clusterID: clusterID)
+        try authorities.withLock { authorities in
+            guard authorities.pending == nil else {
+                throw AtollError.failedPrecondition("a CA rotation is already in progress (atoll cluster ca)")
+            }
+            _ = try store.updateCluster { cluster in
+                cluster.pendingCACertificatePEM = next.certificatePEM
+                cluster.pendingCAKeyPEM = next.key.pem
+            }
+            authorities.pending = next
+        }
+        logger.info("CA rotation started: nodes renew their certificates from the new CA \(next.fingerprint)")
+    }
+
+    /// How a rotation stands: nodes (other than this manager, and not down) holding a
+    /// certificate of the new CA, of all of them; nil when none runs.
+    public func rotationProgress() throws -> (renewed: Int, of: Int)? {
+        guard let pending = pendingCA else { return nil }
+        let nodes = try store.nodes().filter { $0.id != nodeID && $0.state != .down }
+        return (nodes.filter { $0.certificateIssuer == pending.fingerprint }.count, nodes.count)
+    }
+
+    /// Ends a rotation whose nodes have all renewed: the new CA becomes the CA, and the old one
+    /// is refused from then on. True when it did; the caller then gives the manager a
+    /// certificate of the new CA.
+    public func completeRotationIfRenewed() throws -> Bool {
+        guard let progress = try rotationProgress(), progress.renewed == progress.of else { return false }
+        try authorities.withLock { authorities in
+            guard let next = authorities.pending else { return }
+            _ = try store.updateCluster { cluster in
+                cluster.caCertificatePEM = next.certificatePEM
+                cluster.caKeyPEM = next.key.pem
+                cluster.pendingCACertificatePEM = ""
+                cluster.pendingCAKeyPEM = ""
+            }
+            authorities = (next, nil)
+        }
+        logger.info("CA rotation complete: \(ca.fingerprint) is the cluster's CA")
+        return true
     }
 
     /// Marks down the ready nodes (other than this manager) that missed their heartbeats.

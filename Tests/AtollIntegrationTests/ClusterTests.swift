@@ -144,6 +144,35 @@ import Testing
         #expect(lab.states().count == 3, "\(lab.atoll(1, ["node", "ls"]).stdout)")
         #expect(DaemonFixture.eventually(20) { Set(hostnames).allSatisfy { lab.states()[$0] == "Ready" } })
 
+        // CA rotation with a node down: the node that is up renews and stays ready; the one that
+        // was down is refused afterwards, and joins again with the new token.
+        #expect(lab.lab(["stop", "3"]).status == 0)
+        #expect(DaemonFixture.eventually(20) { lab.states()[hostnames[2]] == "Down" })
+        let rotation = lab.atoll(1, ["cluster", "ca", "--rotate"])
+        #expect(rotation.status == 0, "\(rotation.stderr)")
+        #expect(rotation.stdout.contains("CA rotated"), "\(rotation.stdout)")
+        let newToken = lab.atoll(1, ["cluster", "join-token", "-q", "worker"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(newToken.hasPrefix("ATLTKN-1-") && newToken.split(separator: "-")[2] != parts[2], "\(newToken)")
+        #expect(DaemonFixture.eventually(15) { lab.atoll(2, ["cluster", "info"]).stdout.contains("Connected: true") })
+        #expect(lab.states()[hostnames[1]] == "Ready")
+        #expect(
+            DaemonFixture.eventually(15) {
+                (try? String(contentsOfFile: "\(lab.directory)/host2/root/cluster/ca.pem", encoding: .utf8))?
+                    .components(separatedBy: "BEGIN CERTIFICATE").count == 2
+            }, "the worker trusts the new CA alone")
+        let afterRotation = lab.remote(tlsDirectory: admin, ["node", "ls"])
+        #expect(afterRotation.status == 0, "the rewritten admin bundle works: \(afterRotation.stderr)")
+        #expect(lab.lab(["start", "3"]).status == 0)
+        Thread.sleep(forTimeInterval: 6)
+        #expect(lab.states()[hostnames[2]] == "Down", "a certificate of the old CA is refused")
+        #expect(lab.atoll(3, ["cluster", "info"]).stdout.contains("Connected: false"))
+        #expect(lab.atoll(3, ["cluster", "leave"]).status == 0)
+        #expect(lab.atoll(1, ["node", "rm", hostnames[2]]).status == 0)
+        let rejoin = lab.atoll(3, ["cluster", "join", "--token", newToken, lab.manager])
+        #expect(rejoin.status == 0, "\(rejoin.stderr)")
+        #expect(DaemonFixture.eventually(15) { lab.states()[hostnames[2]] == "Ready" })
+
         // Node updates, and removal: the removed node's certificate is refused from then on.
         let update = lab.atoll(1, ["node", "update", "--availability", "drain", "--label-add", "zone=b", hostnames[2]])
         #expect(update.status == 0, "\(update.stderr)")

@@ -56,7 +56,7 @@ final class Agent: Sendable {
 
     /// One connection: heartbeats until it fails, or until a renewed certificate needs a new one.
     private func session(onConnected: () -> Void) async throws {
-        let credentials = try files.credentials()
+        var credentials = try files.credentials()
         let transport = try HTTP2ClientTransport.Posix(
             target: try ClusterTLS.target(membership.managerAddress),
             transportSecurity: try ClusterTLS.clientSecurity(credentials))
@@ -70,31 +70,43 @@ final class Agent: Sendable {
                 state.withLock { $0.connected = true }
                 onConnected()
                 request = Atoll_Cluster_V1_HeartbeatRequest()
-                if try await renewIfDue(credentials, client: client) { return }
+                // The roots to trust come over this authenticated session (a CA rotation adds
+                // the next CA, then drops the old one).
+                let roots = try response.trustedRootsPem.map { try Certificate(pemEncoded: $0) }
+                if !roots.isEmpty, roots != credentials.roots {
+                    try files.saveRoots(roots)
+                    credentials.roots = roots
+                    logger.info("now trusting \(roots.count) cluster root(s) for the manager")
+                }
+                if try await renewIfDue(credentials, told: response.renewCertificate, client: client) { return }
                 try await Task.sleep(for: .milliseconds(max(100, response.periodMs)))
             }
         }
     }
 
-    /// Renews the certificate when less than a third of its life is left; true when it did.
-    private func renewIfDue(_ credentials: NodeCredentials, client: GRPCClient<HTTP2ClientTransport.Posix>)
-        async throws -> Bool
-    {
+    /// Renews the certificate when the manager says so (a CA rotation) or less than a third of
+    /// its life is left; true when it did.
+    private func renewIfDue(
+        _ credentials: NodeCredentials, told: Bool, client: GRPCClient<HTTP2ClientTransport.Posix>
+    ) async throws -> Bool {
         let certificate = credentials.certificate
         let lifetime = certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore)
-        guard certificate.notValidAfter.timeIntervalSinceNow < lifetime / 3 else { return false }
+        guard told || certificate.notValidAfter.timeIntervalSinceNow < lifetime / 3 else { return false }
         let key = KeyPair.generate()
         var request = Atoll_Cluster_V1_RenewNodeCertificateRequest()
         request.csrPem = try key.certificateSigningRequest(commonName: description.hostname)
         let response = try await Atoll_Cluster_V1_CA.Client(wrapping: client).renewNodeCertificate(
             request, options: .within(seconds: 20))
         let renewed = try Certificate(pemEncoded: response.certificatePem)
-        guard try CertificateAuthorityCheck(certificate: credentials.ca).validates(renewed),
+        guard
+            credentials.roots.contains(where: {
+                (try? CertificateAuthorityCheck(certificate: $0))?.validates(renewed) ?? false
+            }),
             renewed.publicKey == Certificate.PublicKey(key.privateKey.publicKey)
         else {
             throw AtollError(.permissionDenied, "the manager renewed the certificate with one that does not match")
         }
-        try files.save(membership, NodeCredentials(key: key, certificate: renewed, ca: credentials.ca))
+        try files.save(membership, NodeCredentials(key: key, certificate: renewed, roots: credentials.roots))
         logger.info("renewed this node's certificate (valid until \(renewed.notValidAfter))")
         return true
     }

@@ -61,6 +61,7 @@ actor ClusterController {
                 try files.saveCertificate(credentials.certificate)
             }
             try await startManager(manager, credentials, listen: membership.listenAddress ?? membership.managerAddress)
+            if manager.pendingCA != nil { startRotationWatch(manager) }
         case .worker:
             startAgent(membership)
         }
@@ -87,9 +88,10 @@ actor ClusterController {
             var membership = membershipDraft
             membership.clusterID = manager.clusterID
             membership.nodeID = manager.nodeID
-            let credentials = NodeCredentials(key: key, certificate: certificate, ca: manager.ca.certificate)
-            try files.save(membership, credentials)
             let adminDirectory = request.adminDir.isEmpty ? "\(files.directory)/admin" : request.adminDir
+            membership.adminDirectory = adminDirectory
+            let credentials = NodeCredentials(key: key, certificate: certificate, roots: [manager.ca.certificate])
+            try files.save(membership, credentials)
             try writeAdminBundle(manager, to: adminDirectory)
             try await startManager(manager, credentials, listen: listen)
             self.membership = membership
@@ -151,7 +153,7 @@ actor ClusterController {
         }
         let membership = ClusterMembership(
             clusterID: response.clusterID, nodeID: response.nodeID, role: .worker, managerAddress: request.managerAddr)
-        try files.save(membership, NodeCredentials(key: key, certificate: certificate, ca: ca))
+        try files.save(membership, NodeCredentials(key: key, certificate: certificate, roots: [ca]))
         self.membership = membership
         startAgent(membership)
         logger.info("joined cluster \(response.clusterID) as node \(response.nodeID) (\(response.role))")
@@ -160,6 +162,52 @@ actor ClusterController {
         answer.nodeID = response.nodeID
         answer.role = response.role
         return answer
+    }
+
+    /// `atoll cluster ca --rotate`: starts the rotation, and watches it until every node that
+    /// is up renewed; then the manager takes a certificate of the new CA.
+    func rotateCA() async throws {
+        let manager = try manager()
+        try await BlockingWork.run { try manager.rotateCA() }
+        startRotationWatch(manager)
+    }
+
+    private func startRotationWatch(_ manager: Manager) {
+        let logger = self.logger
+        tasks.append(
+            Task {
+                while !Task.isCancelled {
+                    do {
+                        if try await BlockingWork.run({ try manager.completeRotationIfRenewed() }) {
+                            try await self.adoptRotatedCA(manager)
+                            return
+                        }
+                    } catch {
+                        logger.error("the CA rotation check failed: \(error)")
+                    }
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+            })
+    }
+
+    /// After a rotation: this manager's certificate, roots and admin bundle from the new CA, and
+    /// the cluster port again with them (nodes reconnect within a second).
+    private func adoptRotatedCA(_ manager: Manager) async throws {
+        guard let membership, running === manager else { return }
+        var credentials = try files.credentials()
+        credentials.certificate = try manager.reissueOwnCertificate(
+            key: credentials.key, addresses: certificateAddresses(membership))
+        credentials.roots = [manager.ca.certificate]
+        try files.save(membership, credentials)
+        if let adminDirectory = membership.adminDirectory { try writeAdminBundle(manager, to: adminDirectory) }
+        server?.beginGracefulShutdown()
+        let rotationTask = tasks.last
+        for task in tasks.dropLast() { task.cancel() }
+        for task in tasks.dropLast() { await task.value }
+        tasks = rotationTask.map { [$0] } ?? []
+        try await startManager(
+            manager, credentials, listen: membership.listenAddress ?? membership.managerAddress)
+        logger.info("the cluster port now presents a certificate of the new CA \(manager.ca.fingerprint)")
     }
 
     func leave(force: Bool) async throws {
@@ -206,10 +254,11 @@ actor ClusterController {
 
     private func startManager(_ manager: Manager, _ credentials: NodeCredentials, listen: String) async throws {
         let (host, port) = try ClusterTLS.hostAndPort(listen)
-        let ca = try CertificateAuthorityCheck(certificate: credentials.ca)
         let transport = HTTP2ServerTransport.Posix(
             address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
-            transportSecurity: try ClusterTLS.serverSecurity(credentials, authorities: { [ca] }))
+            transportSecurity: try ClusterTLS.serverSecurity(
+                credentials,
+                authorities: { manager.trustedRoots.compactMap { try? CertificateAuthorityCheck(certificate: $0) } }))
         let server = GRPCServer(
             transport: transport,
             services: [
@@ -239,7 +288,7 @@ actor ClusterController {
         }
         running = manager
         self.server = server
-        tasks = [serving, Task { await manager.run() }]
+        tasks = [serving, Task { await manager.run() }] + tasks
         logger.info("cluster manager serving on \(listen) (mutual TLS)")
     }
 

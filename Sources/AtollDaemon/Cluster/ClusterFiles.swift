@@ -14,6 +14,8 @@ struct ClusterMembership: Codable, Sendable, Equatable {
     var managerAddress: String
     /// A manager's listen address (IP:PORT).
     var listenAddress: String?
+    /// Where a manager keeps the admin bundle (rewritten when the CA rotates).
+    var adminDirectory: String?
 }
 
 /// This host's cluster files under ROOT/cluster: state.json, the CA's certificate (ca.pem), the
@@ -48,7 +50,8 @@ struct ClusterFiles: Sendable {
                 key: try KeyPair(pem: String(decoding: try FileSystem.readFile(keyPath), as: UTF8.self)),
                 certificate: try Certificate(
                     pemEncoded: String(decoding: try FileSystem.readFile(certificatePath), as: UTF8.self)),
-                ca: try Certificate(pemEncoded: String(decoding: try FileSystem.readFile(caPath), as: UTF8.self)))
+                roots: try Certificate.certificates(
+                    fromPEMBundle: String(decoding: try FileSystem.readFile(caPath), as: UTF8.self)))
         } catch {
             throw AtollError.dataLoss("cannot read this node's certificates in \(directory): \(error)")
         }
@@ -59,9 +62,15 @@ struct ClusterFiles: Sendable {
         try Syscall.mkdirAll(directory, mode: 0o700)
         try FileSystem.writeFileAtomically(keyPath, Array(credentials.key.pem.utf8), mode: 0o600)
         try saveCertificate(credentials.certificate)
-        try FileSystem.writeFileAtomically(caPath, Array(try credentials.ca.serializeAsPEM().pemString.utf8))
+        try saveRoots(credentials.roots)
         try FileSystem.writeFileAtomically(
             statePath, Array(try JSONEncoder().encode(membership)), mode: 0o600)
+    }
+
+    /// ca.pem: the roots to trust for the manager, one PEM after the other.
+    func saveRoots(_ roots: [Certificate]) throws {
+        let bundle = try roots.map { try $0.serializeAsPEM().pemString + "\n" }.joined()
+        try FileSystem.writeFileAtomically(caPath, Array(bundle.utf8))
     }
 
     func saveCertificate(_ certificate: Certificate) throws {
@@ -75,9 +84,15 @@ struct ClusterFiles: Sendable {
     }
 }
 
-/// A node's key, its certificate and the cluster CA's certificate.
+/// A node's key, its certificate, and the roots it trusts for the manager: the cluster's CA,
+/// and the next one while a rotation runs.
 struct NodeCredentials: Sendable {
     var key: KeyPair
     var certificate: Certificate
-    var ca: Certificate
+    var roots: [Certificate]
+
+    /// Whether `leaf` is a manager's certificate from one of the roots.
+    func trustsManager(_ leaf: Certificate) -> Bool {
+        roots.contains { (try? CertificateAuthorityCheck(certificate: $0))?.validatesManager(leaf) ?? false }
+    }
 }

@@ -120,11 +120,13 @@ struct DispatcherService: Atoll_Cluster_V1_Dispatcher.SimpleServiceProtocol {
         let caller = Caller(context)
         let (identity, _) = try caller.authorize(manager, roles: [.worker, .manager])
         let description = request.hasDescription_p ? NodeDescription(request.description_p) : nil
-        let period = try await BlockingWork.run {
+        let answer = try await BlockingWork.run {
             try manager.heartbeat(nodeID: identity.nodeID, description: description, address: nil)
         }
         var response = Atoll_Cluster_V1_HeartbeatResponse()
-        response.periodMs = Int64(period * 1000)
+        response.periodMs = Int64(answer.period * 1000)
+        response.renewCertificate = answer.renewCertificate
+        response.trustedRootsPem = try answer.trustedRoots.map { try $0.serializeAsPEM().pemString }
         return response
     }
 }
@@ -211,14 +213,28 @@ struct ControlService: Atoll_Cluster_V1_Control.SimpleServiceProtocol {
     func clusterInfo(request: Atoll_Cluster_V1_ClusterInfoRequest, context: ServerContext) async throws
         -> Atoll_Cluster_V1_ClusterInfoResponse
     {
+        try await info(try await manager(context))
+    }
+
+    func rotateCA(request: Atoll_Cluster_V1_RotateCARequest, context: ServerContext) async throws
+        -> Atoll_Cluster_V1_ClusterInfoResponse
+    {
         let manager = try await manager(context)
-        let cluster = try await BlockingWork.run { try manager.store.cluster() }
+        try await cluster.rotateCA()
+        return try await info(manager)
+    }
+
+    private func info(_ manager: Manager) async throws -> Atoll_Cluster_V1_ClusterInfoResponse {
+        let (cluster, progress) = try await BlockingWork.run {
+            (try manager.store.cluster(), try manager.rotationProgress())
+        }
         var response = Atoll_Cluster_V1_ClusterInfoResponse()
         response.clusterID = manager.clusterID
         response.createdAt = Int64(cluster?.createdAt.timeIntervalSince1970 ?? 0)
         response.caFingerprint = manager.ca.fingerprint
         response.heartbeatPeriodSeconds = manager.heartbeatPeriod
         response.managerAddr = await self.cluster.managerAddress ?? ""
+        if let progress { response.caRotation = "\(progress.renewed) of \(progress.of) nodes renewed" }
         return response
     }
 

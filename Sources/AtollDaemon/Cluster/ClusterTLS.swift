@@ -26,7 +26,7 @@ enum ClusterTLS {
     )
         throws -> HTTP2ServerTransport.Posix.TransportSecurity
     {
-        let chain = try [credentials.certificate, credentials.ca].map {
+        let chain = try ([credentials.certificate] + credentials.roots.prefix(1)).map {
             TLSConfig.CertificateSource.bytes(Array(try $0.serializeAsPEM().pemString.utf8), format: .pem)
         }
         return .mTLS(certificateChain: chain, privateKey: .bytes(Array(credentials.key.pem.utf8), format: .pem)) {
@@ -47,10 +47,9 @@ enum ClusterTLS {
     /// A node's (or an admin's) client security: its certificate, and a server whose leaf the
     /// cluster CA signed (the address is not checked: managers are known by the CA, as in Swarm).
     static func clientSecurity(_ credentials: NodeCredentials) throws -> HTTP2ClientTransport.Posix.TransportSecurity {
-        let ca = try CertificateAuthorityCheck(certificate: credentials.ca)
-        return try clientSecurity(
+        try clientSecurity(
             certificate: credentials.certificate, key: credentials.key,
-            verify: { presented in ca.validatesManager(presented[0]) })
+            verify: { presented in credentials.trustsManager(presented[0]) })
     }
 
     /// For joining: a throwaway self-signed certificate, and a server whose chain holds the CA
