@@ -10,7 +10,7 @@ public struct Atoll: AsyncParsableCommand {
         commandName: "atoll",
         abstract: "Control Atoll: containers, images, volumes and storage on a host running atolld.",
         discussion: """
-            Global options come before the command: atoll [-H unix:///path | -H tcp://MANAGER:PORT --tls-dir DIR] [--config DIR] COMMAND.
+            Global options come before the command: atoll [-H unix:///path | -H tcp://MANAGER:PORT --tls-dir DIR | --context NAME] [--config DIR] COMMAND.
             ATOLL_HOST sets the default host (unix:///run/atoll/atolld.sock).
             """,
         version: AtollVersion.version,
@@ -25,7 +25,7 @@ public struct Atoll: AsyncParsableCommand {
             AttachCommand.self,
             TopCommand.self, StatsCommand.self, RenameCommand.self, CpCommand.self, ContainerCommand.self,
             VolumeCommand.self,
-            NetworkCommand.self, ClusterCommand.self, NodeCommand.self,
+            NetworkCommand.self, ClusterCommand.self, NodeCommand.self, ContextCommand.self,
         ])
 
     public init() {}
@@ -91,8 +91,11 @@ public struct Atoll: AsyncParsableCommand {
 
 /// Options that precede the command, as Docker's do.
 enum GlobalOptions {
-    /// The host from -H/--host or ATOLL_HOST.
-    static var host: String { ProcessInfo.processInfo.environment["ATOLL_HOST"] ?? EngineEndpoint.defaultHost }
+    /// The host from -H/--host or ATOLL_HOST, else the context's.
+    static var host: String {
+        if let host = ProcessInfo.processInfo.environment["ATOLL_HOST"], !host.isEmpty { return host }
+        return (try? AtollContext.selected().host) ?? EngineEndpoint.defaultHost
+    }
 
     /// Removes leading global options from `arguments`; -H is stored as ATOLL_HOST, --tls-dir as ATOLL_TLS_DIR
     /// and --config as ATOLL_CONFIG for the process.
@@ -107,6 +110,13 @@ enum GlobalOptions {
             } else if first.hasPrefix("--host=") || (first.hasPrefix("-H") && first.count > 2) {
                 let value = first.hasPrefix("--host=") ? String(first.dropFirst(7)) : String(first.dropFirst(2))
                 setenv("ATOLL_HOST", value, 1)
+                arguments.removeFirst()
+            } else if first == "--context" || first == "-c" {
+                guard arguments.count > 1 else { throw AtollError.invalidArgument("\(first) needs a context name") }
+                setenv("ATOLL_CONTEXT", arguments[1], 1)
+                arguments.removeFirst(2)
+            } else if first.hasPrefix("--context=") {
+                setenv("ATOLL_CONTEXT", String(first.dropFirst(10)), 1)
                 arguments.removeFirst()
             } else if first == "--tls-dir" {
                 guard arguments.count > 1 else { throw AtollError.invalidArgument("--tls-dir needs a directory") }
@@ -130,7 +140,10 @@ enum GlobalOptions {
 
     /// Connects to the chosen engine and runs `body`.
     static func withEngine<T: Sendable>(_ body: @Sendable (EngineClient) async throws -> T) async throws -> T {
-        let tlsDirectory = ProcessInfo.processInfo.environment["ATOLL_TLS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+        var tlsDirectory = ProcessInfo.processInfo.environment["ATOLL_TLS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+        if tlsDirectory == nil, ProcessInfo.processInfo.environment["ATOLL_HOST"]?.isEmpty ?? true {
+            tlsDirectory = try AtollContext.selected().tlsDirectory
+        }
         return try await EngineClient.withConnection(
             to: try EngineEndpoint(parsing: host, tlsDirectory: tlsDirectory), body)
     }

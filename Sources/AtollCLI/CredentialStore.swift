@@ -52,7 +52,7 @@ struct CredentialStore {
         return true
     }
 
-    private func document() throws -> [String: Any] {
+    func document() throws -> [String: Any] {
         let bytes: [UInt8]
         do { bytes = try FileSystem.readFile(path, limit: 16 << 20) } catch {
             if (error as? SystemCallError)?.errno == ENOENT { return [:] }
@@ -64,11 +64,9 @@ struct CredentialStore {
         return object
     }
 
-    private func write(_ document: [String: Any]) throws {
+    func write(_ document: [String: Any]) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw SystemCallError(call: "mkdir", subject: directory, errno: errno)
-        }
+        try Syscall.mkdirAll(directory, mode: 0o700)
         let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
         try FileSystem.writeFileAtomically(path, [UInt8](data), mode: 0o600)
     }

@@ -53,6 +53,11 @@ public final class Manager: Sendable {
     /// The CA, and the next one while a rotation runs.
     private let authorities: Mutex<(current: CertificateAuthority, pending: CertificateAuthority?)>
     private let logger = Logger(label: "atoll.manager")
+    /// The nodes as last written by this manager (the store's only writer), so that a
+    /// heartbeat (every node, every few seconds) reads no database. Read through on a miss.
+    private let nodeCache = Mutex<[String: Node]>([:])
+    /// How often nodes heartbeat (the cluster row's setting, read once).
+    public let heartbeatPeriod: TimeInterval
 
     /// How many heartbeat periods a node may miss before it is marked down.
     public static let missedHeartbeats = 3.0
@@ -71,6 +76,7 @@ public final class Manager: Sendable {
             ? nil
             : try CertificateAuthority(certificatePEM: cluster.pendingCACertificatePEM, keyPEM: cluster.pendingCAKeyPEM)
         authorities = Mutex((current, pending))
+        heartbeatPeriod = cluster.heartbeatPeriodSeconds > 0 ? cluster.heartbeatPeriodSeconds : 5
         clusterID = cluster.id
         self.nodeID = nodeID
         health.grace(try store.nodes().map(\.id))
@@ -118,8 +124,32 @@ public final class Manager: Sendable {
         authorities.withLock { [$0.current.certificate] + ($0.pending.map { [$0.certificate] } ?? []) }
     }
 
-    public var heartbeatPeriod: TimeInterval {
-        ((try? store.cluster())?.heartbeatPeriodSeconds).flatMap { $0 > 0 ? $0 : nil } ?? 5
+    /// The roots as PEM, for heartbeat answers.
+    private var trustedRootsPEM: [String] {
+        authorities.withLock { [$0.current.certificatePEM] + ($0.pending.map { [$0.certificatePEM] } ?? []) }
+    }
+
+    /// A node, from the cache or the store.
+    private func cachedNode(_ id: String) throws -> Node? {
+        if let node = nodeCache.withLock({ $0[id] }) { return node }
+        guard let node = try store.node(id) else { return nil }
+        nodeCache.withLock { $0[id] = node }
+        return node
+    }
+
+    /// Writes a node through the store and remembers the result.
+    @discardableResult
+    private func update(_ id: String, expectedVersion: Int64? = nil, _ change: (inout Node) throws -> Void) throws
+        -> Node
+    {
+        do {
+            let node = try store.updateNode(id, expectedVersion: expectedVersion, change)
+            nodeCache.withLock { $0[id] = node }
+            return node
+        } catch {
+            nodeCache.withLock { _ = $0.removeValue(forKey: id) }
+            throw error
+        }
     }
 
     // MARK: - Join tokens
@@ -192,7 +222,7 @@ public final class Manager: Sendable {
         let certificate = try issuer.issue(
             csrPEM: csrPEM, identity: CertificateIdentity(nodeID: node.id, role: role, clusterID: clusterID),
             addresses: [node.address], validity: Self.certificateValidity)
-        _ = try store.updateNode(node.id) {
+        try update(node.id) {
             $0.certificateSerial = certificate.serialNumber.description
             $0.certificateExpiry = certificate.notValidAfter
             $0.certificateIssuer = issuer.fingerprint
@@ -215,7 +245,7 @@ public final class Manager: Sendable {
             publicKey: key.privateKey.publicKey,
             identity: CertificateIdentity(nodeID: nodeID, role: .manager, clusterID: clusterID),
             addresses: addresses, validity: Self.certificateValidity)
-        _ = try store.updateNode(nodeID) {
+        try update(nodeID) {
             $0.certificateSerial = certificate.serialNumber.description
             $0.certificateExpiry = certificate.notValidAfter
             $0.certificateIssuer = issuer.fingerprint
@@ -242,7 +272,7 @@ public final class Manager: Sendable {
             )
         }
         if identity.role == .admin { return (identity, nil) }
-        guard let node = try store.node(identity.nodeID) else {
+        guard let node = try cachedNode(identity.nodeID) else {
             throw AtollError(.permissionDenied, "node \(identity.nodeID) was removed from the cluster")
         }
         return (identity, node)
@@ -255,19 +285,20 @@ public final class Manager: Sendable {
     public struct HeartbeatAnswer: Sendable {
         public var period: TimeInterval
         public var renewCertificate: Bool
-        public var trustedRoots: [Certificate]
+        /// PEM.
+        public var trustedRoots: [String]
     }
 
     /// A node's heartbeat: it is ready (again), and described anew when it says so.
     public func heartbeat(nodeID: String, description: NodeDescription?, address: String?) throws -> HeartbeatAnswer {
         health.beat(nodeID)
-        guard let node = try store.node(nodeID) else {
+        guard let node = try cachedNode(nodeID) else {
             throw AtollError(.permissionDenied, "node \(nodeID) was removed from the cluster")
         }
         let describedAnew = description.map { $0 != NodeDescription(of: node) } ?? false
         let moved = address.map { !$0.isEmpty && $0 != node.address } ?? false
         if node.state != .ready || describedAnew || moved {
-            _ = try store.updateNode(nodeID) { node in
+            try update(nodeID) { node in
                 if node.state != .ready {
                     self.logger.info("node \(nodeID) (\(node.hostname)) is ready")
                 }
@@ -279,7 +310,7 @@ public final class Manager: Sendable {
         }
         return HeartbeatAnswer(
             period: heartbeatPeriod, renewCertificate: node.certificateIssuer != signer.fingerprint,
-            trustedRoots: trustedRoots)
+            trustedRoots: trustedRootsPEM)
     }
 
     // MARK: - CA rotation
@@ -327,30 +358,28 @@ public final class Manager: Sendable {
         return true
     }
 
-    /// Marks down the ready nodes (other than this manager) that missed their heartbeats.
-    /// Returns their IDs.
+    /// Marks down the nodes (other than this manager) that missed their heartbeats. Returns
+    /// their IDs. Only the silent ones are read from the store.
     @discardableResult
     public func markSilentNodesDown(now: Date = Date()) throws -> [String] {
-        let period = heartbeatPeriod
-        let candidates =
-            try store.nodes(state: .ready).map(\.id).filter { $0 != nodeID }
-            + store.nodes(state: .unknown).map(\.id)
-        let silent = health.silent(candidates, timeout: period * Self.missedHeartbeats, now: now)
-        for id in silent {
-            _ = try store.updateNode(id) { node in
+        var marked: [String] = []
+        for id in health.newlySilent(timeout: heartbeatPeriod * Self.missedHeartbeats, now: now) where id != nodeID {
+            guard let node = try cachedNode(id), node.state == .ready || node.state == .unknown else { continue }
+            try update(id) { node in
                 node.state = .down
                 node.stateMessage = "heartbeat failure"
             }
+            marked.append(id)
             logger.warning("node \(id) missed \(Int(Self.missedHeartbeats)) heartbeats: marked down")
         }
-        return silent
+        return marked
     }
 
     /// The health loop: checks twice a second until cancelled (a dead node is marked down at
     /// most half a second after its third missed heartbeat); this manager's own node is ready
     /// while it runs.
     public func run() async {
-        _ = try? store.updateNode(nodeID) {
+        _ = try? update(nodeID) {
             $0.state = .ready
             $0.stateMessage = ""
         }
@@ -403,7 +432,7 @@ public final class Manager: Sendable {
         _ reference: String, availability: NodeAvailability?, labelsToAdd: [String], labelsToRemove: [String]
     ) throws -> Node {
         let node = try node(reference)
-        return try store.updateNode(node.id, expectedVersion: node.version) { node in
+        return try update(node.id, expectedVersion: node.version) { node in
             if let availability { node.availability = availability }
             for label in labelsToAdd {
                 let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
@@ -434,6 +463,7 @@ public final class Manager: Sendable {
                 "node \(node.hostname) (\(node.id)) is ready: stop it first or remove it with --force")
         }
         try store.removeNode(node.id, expectedVersion: node.version)
+        nodeCache.withLock { _ = $0.removeValue(forKey: node.id) }
         health.forget(node.id)
         logger.info("node \(node.id) (\(node.hostname)) removed from the cluster")
     }

@@ -5,29 +5,46 @@ import Synchronization
 /// seconds from every node would otherwise be a durable write each; only the transitions it
 /// causes (ready, down) are written.
 public final class NodeHealth: Sendable {
-    private let lastSeen = Mutex<[String: Date]>([:])
+    private struct State {
+        var lastSeen: [String: Date] = [:]
+        /// Silent nodes already reported by `newlySilent`, until they beat again.
+        var reported: Set<String> = []
+    }
+    private let state = Mutex(State())
 
     public init() {}
 
     /// Records a heartbeat from `nodeID` at `now`.
     public func beat(_ nodeID: String, now: Date = Date()) {
-        lastSeen.withLock { $0[nodeID] = now }
+        state.withLock {
+            $0.lastSeen[nodeID] = now
+            $0.reported.remove(nodeID)
+        }
     }
 
     /// Gives every node in `nodeIDs` a fresh start, as if each had just called: a manager that
     /// restarts does not mark nodes down for the time it was away.
     public func grace(_ nodeIDs: [String], now: Date = Date()) {
-        lastSeen.withLock { seen in for id in nodeIDs where seen[id] == nil { seen[id] = now } }
+        state.withLock { state in for id in nodeIDs where state.lastSeen[id] == nil { state.lastSeen[id] = now } }
     }
 
     public func forget(_ nodeID: String) {
-        _ = lastSeen.withLock { $0.removeValue(forKey: nodeID) }
+        state.withLock {
+            $0.lastSeen.removeValue(forKey: nodeID)
+            $0.reported.remove(nodeID)
+        }
     }
 
-    /// The nodes of `nodeIDs` not heard from for longer than `timeout` (or never).
-    public func silent(_ nodeIDs: [String], timeout: TimeInterval, now: Date = Date()) -> [String] {
-        lastSeen.withLock { seen in
-            nodeIDs.filter { id in seen[id].map { now.timeIntervalSince($0) > timeout } ?? true }
+    /// The nodes not heard from for longer than `timeout` that were not reported before (each
+    /// is reported once per silence).
+    public func newlySilent(timeout: TimeInterval, now: Date = Date()) -> [String] {
+        state.withLock { state in
+            let silent = state.lastSeen.filter {
+                now.timeIntervalSince($0.value) > timeout && !state.reported.contains($0.key)
+            }
+            .map(\.key)
+            state.reported.formUnion(silent)
+            return silent
         }
     }
 }

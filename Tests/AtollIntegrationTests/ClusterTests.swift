@@ -103,6 +103,24 @@ import Testing
         let inspect = lab.remote(tlsDirectory: admin, ["node", "inspect", "-f", "{{.Spec.Role}}", hostnames[1]])
         #expect(inspect.stdout == "worker\n", "\(inspect.stdout)\(inspect.stderr)")
 
+        // A context saves the host and TLS directory.
+        func withContext(_ arguments: [String]) -> DaemonFixture.Result {
+            DaemonFixture.run(
+                "\(DaemonFixture.binDirectory)/atoll", arguments, environment: ["ATOLL_CONFIG": "\(scratch)/cli"])
+        }
+        let create = withContext(["context", "create", "--host", "tcp://\(lab.manager)", "--tls-dir", admin, "lab"])
+        #expect(create.status == 0, "\(create.stderr)")
+        #expect(withContext(["context", "use", "lab"]).status == 0)
+        #expect(withContext(["context", "ls"]).stdout.contains("lab *"))
+        let viaContext = withContext(["node", "ls", "-q"])
+        #expect(viaContext.stdout.split(separator: "\n").count == 3, "\(viaContext.stdout)\(viaContext.stderr)")
+        let missing = withContext(["--context", "nope", "node", "ls"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("context \"nope\" not found"), "\(missing.stderr)")
+        #expect(withContext(["context", "rm", "lab"]).status == 1, "the current context needs --force")
+        #expect(withContext(["context", "rm", "--force", "lab"]).status == 0)
+        #expect(withContext(["context", "ls", "-q"]).stdout == "default\n")
+
         // A worker's own certificate cannot call the admin API.
         let workerTLS = "\(scratch)/worker-tls"
         try FileManager.default.createDirectory(atPath: workerTLS, withIntermediateDirectories: true)

@@ -126,7 +126,7 @@ struct DispatcherService: Atoll_Cluster_V1_Dispatcher.SimpleServiceProtocol {
         var response = Atoll_Cluster_V1_HeartbeatResponse()
         response.periodMs = Int64(answer.period * 1000)
         response.renewCertificate = answer.renewCertificate
-        response.trustedRootsPem = try answer.trustedRoots.map { try $0.serializeAsPEM().pemString }
+        response.trustedRootsPem = answer.trustedRoots
         return response
     }
 }
