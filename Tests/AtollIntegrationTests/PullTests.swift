@@ -265,4 +265,39 @@ import Testing
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("no such image"), "\(missing.stderr)")
     }
+
+    /// A registry not on loopback is reached over HTTPS, its certificate checked against the
+    /// system's trust store: registry 2.8 serving TLS with a self-signed certificate on "another
+    /// host" is refused, with the reason, and nothing is stored.
+    @Test func aRegistryOffLoopbackIsReachedOverVerifiedHTTPS() throws {
+        let daemon = try DaemonFixture(isolatedNetwork: true)
+        defer { daemon.shutdown() }
+        let other = try NetworkTests.OtherHost(joining: daemon)
+        let directory = daemon.directory
+        let made = DaemonFixture.shell(
+            """
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=10.213.9.2 \
+              -addext subjectAltName=IP:10.213.9.2 -keyout \(directory)/tls.key -out \(directory)/tls.crt 2>&1 &&
+            printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 10.213.9.2:5443\n  tls:\n    certificate: %s\n    key: %s\n' \
+              \(directory)/tls-storage \(directory)/tls.crt \(directory)/tls.key > \(directory)/tls-registry.yml
+            """)
+        try #require(made.status == 0, "\(made.stdout)")
+        // Started detached, closing every inherited descriptor (Process waits for them).
+        let started = other.run(
+            "( for fd in $(ls /proc/$BASHPID/fd); do [ $fd -gt 2 ] && eval \"exec $fd>&-\"; done; exec setsid docker-registry serve \(directory)/tls-registry.yml </dev/null >\(directory)/tls-registry.log 2>&1 ) & echo $! > \(directory)/tls-registry.pid"
+        )
+        try #require(started.status == 0, "\(started.stderr)")
+        defer { _ = DaemonFixture.shell("kill $(cat \(directory)/tls-registry.pid) 2>/dev/null") }
+        #expect(
+            DaemonFixture.eventually(10) {
+                other.run("curl -sk -o /dev/null -w '%{http_code}' https://10.213.9.2:5443/v2/").stdout == "200"
+            })
+
+        let pull = daemon.atoll(["pull", "10.213.9.2:5443/library/busybox:1"])
+        #expect(pull.status == 1)
+        #expect(pull.stderr.contains("cannot reach the registry 10.213.9.2:5443"), "\(pull.stderr)")
+        #expect(
+            pull.stderr.lowercased().contains("certificate"), "the reason is the untrusted certificate: \(pull.stderr)")
+        #expect(daemon.atoll(["images", "-q"]).stdout.isEmpty)
+    }
 }
