@@ -75,6 +75,21 @@ import Testing
                 "RPC_ERROR PERMISSION_DENIED the client certificate was not issued by this cluster's CA"),
             "\(refused.stderr)")
 
+        // A certificate the cluster's own CA signed, but expired: refused, saying so.
+        let expired = "\(daemon.directory)/expired-admin"
+        let written = DaemonFixture.run(
+            "/usr/bin/python3",
+            [
+                URL(fileURLWithPath: Self.client).deletingLastPathComponent().appendingPathComponent(
+                    "expired_admin_cert.py"
+                ).path, "\(daemon.root)/manager/cluster.db", expired,
+            ])
+        try #require(written.status == 0, "\(written.stderr)")
+        let stale = daemon.atoll(["-H", "tcp://\(manager)", "--tls-dir", expired, "node", "ls"])
+        #expect(stale.status == 1)
+        #expect(stale.stderr.contains("the client certificate expired at"), "\(stale.stderr)")
+        #expect(daemon.atoll(["-H", "tcp://\(manager)", "--tls-dir", admin, "node", "ls", "-q"]).status == 0)
+
         #expect(daemon.atoll(["cluster", "leave", "--force"]).status == 0)
     }
 }
