@@ -187,7 +187,14 @@ import Testing
         #expect(lab.atoll(3, ["cluster", "info"]).stdout.contains("Connected: false"))
         #expect(lab.atoll(3, ["cluster", "leave"]).status == 0)
         #expect(lab.atoll(1, ["node", "rm", hostnames[2]]).status == 0)
-        let rejoin = lab.atoll(3, ["cluster", "join", "--token", newToken, lab.manager])
+        // A rotated join token replaces the old one.
+        let rotatedToken = lab.atoll(1, ["cluster", "join-token", "--rotate", "-q", "worker"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(rotatedToken.hasPrefix("ATLTKN-1-") && rotatedToken != newToken, "\(rotatedToken)")
+        let stale = lab.atoll(3, ["cluster", "join", "--token", newToken, lab.manager])
+        #expect(stale.status == 1)
+        #expect(stale.stderr.contains("invalid join token"), "\(stale.stderr)")
+        let rejoin = lab.atoll(3, ["cluster", "join", "--token", rotatedToken, lab.manager])
         #expect(rejoin.status == 0, "\(rejoin.stderr)")
         #expect(DaemonFixture.eventually(15) { lab.states()[hostnames[2]] == "Ready" })
 
