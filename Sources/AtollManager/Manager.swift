@@ -55,7 +55,7 @@ public final class Manager: Sendable {
     private let logger = Logger(label: "atoll.manager")
     /// The nodes as last written by this manager (the store's only writer), so that a
     /// heartbeat (every node, every few seconds) reads no database. Read through on a miss.
-    private let nodeCache = Mutex<[String: Node]>([:])
+    private let nodeCache = Mutex<(nodes: [String: Node], removed: Set<String>)>(([:], []))
     /// How often nodes heartbeat (the cluster row's setting, read once).
     public let heartbeatPeriod: TimeInterval
 
@@ -131,10 +131,19 @@ public final class Manager: Sendable {
 
     /// A node, from the cache or the store.
     private func cachedNode(_ id: String) throws -> Node? {
-        if let node = nodeCache.withLock({ $0[id] }) { return node }
+        if let node = nodeCache.withLock({ $0.nodes[id] }) { return node }
         guard let node = try store.node(id) else { return nil }
-        nodeCache.withLock { $0[id] = node }
-        return node
+        return remember(node)
+    }
+
+    /// Caches a node just read or written, unless it was removed meanwhile (IDs are never
+    /// reused, so a removal is remembered for good and no late write brings the node back).
+    private func remember(_ node: Node) -> Node? {
+        nodeCache.withLock { cache in
+            guard !cache.removed.contains(node.id) else { return nil }
+            cache.nodes[node.id] = node
+            return node
+        }
     }
 
     /// Writes a node through the store and remembers the result.
@@ -144,10 +153,10 @@ public final class Manager: Sendable {
     {
         do {
             let node = try store.updateNode(id, expectedVersion: expectedVersion, change)
-            nodeCache.withLock { $0[id] = node }
+            _ = remember(node)
             return node
         } catch {
-            nodeCache.withLock { _ = $0.removeValue(forKey: id) }
+            nodeCache.withLock { _ = $0.nodes.removeValue(forKey: id) }
             throw error
         }
     }
@@ -184,6 +193,10 @@ public final class Manager: Sendable {
             throw AtollError(
                 .permissionDenied,
                 "the join token is for another cluster: its CA fingerprint does not match this cluster's")
+        }
+        guard pendingCA == nil else {
+            throw AtollError(
+                .unavailable, "a CA rotation is in progress: join when it completes (atoll cluster ca on a manager)")
         }
         let cluster = try requireCluster()
         let role: NodeRole
@@ -222,10 +235,12 @@ public final class Manager: Sendable {
         let certificate = try issuer.issue(
             csrPEM: csrPEM, identity: CertificateIdentity(nodeID: node.id, role: role, clusterID: clusterID),
             addresses: [node.address], validity: Self.certificateValidity)
+        // The issuer is recorded when the node presents the certificate (its heartbeat), not
+        // here: a node that never stored this one must still be told to renew.
+        _ = issuer
         try update(node.id) {
             $0.certificateSerial = certificate.serialNumber.description
             $0.certificateExpiry = certificate.notValidAfter
-            $0.certificateIssuer = issuer.fingerprint
         }
         return certificate
     }
@@ -290,14 +305,20 @@ public final class Manager: Sendable {
     }
 
     /// A node's heartbeat: it is ready (again), and described anew when it says so.
-    public func heartbeat(nodeID: String, description: NodeDescription?, address: String?) throws -> HeartbeatAnswer {
+    /// `presentedCertificate` is the certificate the node's session was authenticated with:
+    /// which CA signed it decides whether it must renew, and a rotation's progress.
+    public func heartbeat(
+        nodeID: String, description: NodeDescription?, address: String?, presentedCertificate: Certificate? = nil
+    ) throws -> HeartbeatAnswer {
         health.beat(nodeID)
         guard let node = try cachedNode(nodeID) else {
             throw AtollError(.permissionDenied, "node \(nodeID) was removed from the cluster")
         }
         let describedAnew = description.map { $0 != NodeDescription(of: node) } ?? false
         let moved = address.map { !$0.isEmpty && $0 != node.address } ?? false
-        if node.state != .ready || describedAnew || moved {
+        let presentedIssuer = presentedCertificate.flatMap { issuer(of: $0) }?.fingerprint ?? node.certificateIssuer
+        let reissued = presentedIssuer != node.certificateIssuer
+        if node.state != .ready || describedAnew || moved || reissued {
             try update(nodeID) { node in
                 if node.state != .ready {
                     self.logger.info("node \(nodeID) (\(node.hostname)) is ready")
@@ -306,28 +327,38 @@ public final class Manager: Sendable {
                 node.stateMessage = ""
                 description?.apply(to: &node)
                 if moved, let address { node.address = address }
+                node.certificateIssuer = presentedIssuer
             }
         }
         return HeartbeatAnswer(
-            period: heartbeatPeriod, renewCertificate: node.certificateIssuer != signer.fingerprint,
+            period: heartbeatPeriod, renewCertificate: presentedIssuer != signer.fingerprint,
             trustedRoots: trustedRootsPEM)
     }
 
     // MARK: - CA rotation
 
+    /// The CA (current or pending) that signed `certificate`, if either did and it is valid.
+    public func issuer(of certificate: Certificate) -> CertificateAuthority? {
+        authorities.withLock { authorities in
+            [authorities.current, authorities.pending].compactMap { $0 }.first { $0.validates(certificate) }
+        }
+    }
+
     /// Starts a rotation: a new CA signs every renewal from now on, and nodes are told to renew.
     public func rotateCA() throws {
         let next = try CertificateAuthority.create(clusterID: clusterID)
-        try authorities.withLock { authorities in
-            guard authorities.pending == nil else {
+        guard pendingCA == nil else {
+            throw AtollError.failedPrecondition("a CA rotation is already in progress (atoll cluster ca)")
+        }
+        // The store's write decides (its row is the truth); the lock only swaps the value.
+        _ = try store.updateCluster { cluster in
+            guard cluster.pendingCACertificatePEM.isEmpty else {
                 throw AtollError.failedPrecondition("a CA rotation is already in progress (atoll cluster ca)")
             }
-            _ = try store.updateCluster { cluster in
-                cluster.pendingCACertificatePEM = next.certificatePEM
-                cluster.pendingCAKeyPEM = next.key.pem
-            }
-            authorities.pending = next
+            cluster.pendingCACertificatePEM = next.certificatePEM
+            cluster.pendingCAKeyPEM = next.key.pem
         }
+        authorities.withLock { $0.pending = next }
         logger.info("CA rotation started: nodes renew their certificates from the new CA \(next.fingerprint)")
     }
 
@@ -343,17 +374,16 @@ public final class Manager: Sendable {
     /// is refused from then on. True when it did; the caller then gives the manager a
     /// certificate of the new CA.
     public func completeRotationIfRenewed() throws -> Bool {
-        guard let progress = try rotationProgress(), progress.renewed == progress.of else { return false }
-        try authorities.withLock { authorities in
-            guard let next = authorities.pending else { return }
-            _ = try store.updateCluster { cluster in
-                cluster.caCertificatePEM = next.certificatePEM
-                cluster.caKeyPEM = next.key.pem
-                cluster.pendingCACertificatePEM = ""
-                cluster.pendingCAKeyPEM = ""
-            }
-            authorities = (next, nil)
+        guard let progress = try rotationProgress(), progress.renewed == progress.of, let next = pendingCA else {
+            return false
         }
+        _ = try store.updateCluster { cluster in
+            cluster.caCertificatePEM = next.certificatePEM
+            cluster.caKeyPEM = next.key.pem
+            cluster.pendingCACertificatePEM = ""
+            cluster.pendingCAKeyPEM = ""
+        }
+        authorities.withLock { $0 = (next, nil) }
         logger.info("CA rotation complete: \(ca.fingerprint) is the cluster's CA")
         return true
     }
@@ -363,15 +393,22 @@ public final class Manager: Sendable {
     @discardableResult
     public func markSilentNodesDown(now: Date = Date()) throws -> [String] {
         var marked: [String] = []
+        var failure: (any Error)?
         for id in health.newlySilent(timeout: heartbeatPeriod * Self.missedHeartbeats, now: now) where id != nodeID {
-            guard let node = try cachedNode(id), node.state == .ready || node.state == .unknown else { continue }
-            try update(id) { node in
-                node.state = .down
-                node.stateMessage = "heartbeat failure"
+            do {
+                guard let node = try cachedNode(id), node.state == .ready || node.state == .unknown else { continue }
+                try update(id) { node in
+                    node.state = .down
+                    node.stateMessage = "heartbeat failure"
+                }
+                marked.append(id)
+                logger.warning("node \(id) missed \(Int(Self.missedHeartbeats)) heartbeats: marked down")
+            } catch {
+                health.unreport(id)  // tried again on the next check
+                failure = error
             }
-            marked.append(id)
-            logger.warning("node \(id) missed \(Int(Self.missedHeartbeats)) heartbeats: marked down")
         }
+        if let failure { throw failure }
         return marked
     }
 
@@ -463,7 +500,10 @@ public final class Manager: Sendable {
                 "node \(node.hostname) (\(node.id)) is ready: stop it first or remove it with --force")
         }
         try store.removeNode(node.id, expectedVersion: node.version)
-        nodeCache.withLock { _ = $0.removeValue(forKey: node.id) }
+        nodeCache.withLock {
+            $0.nodes.removeValue(forKey: node.id)
+            $0.removed.insert(node.id)
+        }
         health.forget(node.id)
         logger.info("node \(node.id) (\(node.hostname)) removed from the cluster")
     }

@@ -28,6 +28,11 @@ public final class NodeHealth: Sendable {
         state.withLock { state in for id in nodeIDs where state.lastSeen[id] == nil { state.lastSeen[id] = now } }
     }
 
+    /// Lets `newlySilent` report a node again (marking it down failed).
+    public func unreport(_ nodeID: String) {
+        _ = state.withLock { $0.reported.remove(nodeID) }
+    }
+
     public func forget(_ nodeID: String) {
         state.withLock {
             $0.lastSeen.removeValue(forKey: nodeID)

@@ -134,4 +134,41 @@ import Testing
         #expect(try reopened.node(node.id).hostname == "worker-1")
         #expect(reopened.ca.fingerprint == manager.ca.fingerprint)
     }
+
+    @Test func aRotationCompletesOnlyWhenEveryNodeThatIsUpPresentsACertificateOfTheNewCA() throws {
+        defer { cleanUp() }
+        let key = KeyPair.generate()
+        let (node, old) = try manager.join(
+            token: try manager.tokens().worker, csrPEM: try key.certificateSigningRequest(commonName: "w"),
+            description: description, address: "10.0.0.2")
+        #expect(
+            try !manager.heartbeat(nodeID: node.id, description: nil, address: nil, presentedCertificate: old)
+                .renewCertificate)
+        let oldToken = try manager.tokens().worker
+        try manager.rotateCA()
+        #expect(throws: AtollError.self) { try manager.rotateCA() }
+        #expect(
+            try manager.heartbeat(nodeID: node.id, description: nil, address: nil, presentedCertificate: old)
+                .renewCertificate)
+        #expect(try manager.rotationProgress()! == (0, 1))
+        let identity = try #require(CertificateIdentity(certificate: old))
+        let renewed = try manager.renew(identity, csrPEM: try key.certificateSigningRequest(commonName: "w"))
+        #expect(try manager.rotationProgress()! == (0, 1), "signing is not enough: the node must present it")
+        #expect(try !manager.completeRotationIfRenewed())
+        let answer = try manager.heartbeat(
+            nodeID: node.id, description: nil, address: nil, presentedCertificate: renewed)
+        #expect(!answer.renewCertificate)
+        #expect(answer.trustedRoots.count == 2)
+        #expect(try manager.completeRotationIfRenewed())
+        #expect(manager.pendingCA == nil)
+        #expect(manager.ca.validates(renewed) && !manager.ca.validates(old))
+        #expect(try manager.tokens().worker != oldToken)
+        #expect {
+            _ = try manager.join(
+                token: oldToken, csrPEM: try key.certificateSigningRequest(commonName: "x"), description: description,
+                address: "10.0.0.3")
+        } throws: {
+            "\($0)".contains("another cluster")
+        }
+    }
 }

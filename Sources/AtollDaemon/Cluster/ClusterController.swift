@@ -23,6 +23,8 @@ actor ClusterController {
     private var server: GRPCServer<HTTP2ServerTransport.Posix>?
     private var tasks: [Task<Void, Never>] = []
     private var agent: Agent?
+    /// Set while init, join or leave runs: the actor is reentrant across their awaits.
+    private var changing = false
     private let logger = Logger(label: "atoll.cluster")
 
     init(root: String, host: HostFacts) {
@@ -55,13 +57,10 @@ actor ClusterController {
         switch membership.role {
         case .manager:
             let manager = try Manager(storePath: files.managerStore, nodeID: membership.nodeID)
-            if credentials.certificate.notValidAfter.timeIntervalSinceNow < Manager.certificateValidity / 3 {
-                credentials.certificate = try manager.reissueOwnCertificate(
-                    key: credentials.key, addresses: certificateAddresses(membership))
-                try files.saveCertificate(credentials.certificate)
+            if Self.needsNewCertificate(credentials.certificate, manager) {
+                credentials = try refreshedCredentials(manager, credentials, membership)
             }
             try await startManager(manager, credentials, listen: membership.listenAddress ?? membership.managerAddress)
-            if manager.pendingCA != nil { startRotationWatch(manager) }
         case .worker:
             startAgent(membership)
         }
@@ -77,14 +76,17 @@ actor ClusterController {
         if !listen.contains(":") { listen += ":\(port)" }
         _ = try ClusterTLS.hostAndPort(listen)
         let membershipDraft = ClusterMembership(
-            clusterID: "", nodeID: "", role: .manager, managerAddress: "\(host):\(port)", listenAddress: listen)
+            clusterID: "", nodeID: "", role: .manager,
+            managerAddress: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)", listenAddress: listen)
         let key = KeyPair.generate()
-        let (manager, certificate) = try await BlockingWork.run { [files, description] in
-            try Manager.create(
-                storePath: files.managerStore, description: description, address: host,
-                certificateAddresses: self.certificateAddresses(membershipDraft), key: key)
-        }
+        changing = true
+        defer { changing = false }
         do {
+            let (manager, certificate) = try await BlockingWork.run { [files, description] in
+                try Manager.create(
+                    storePath: files.managerStore, description: description, address: host,
+                    certificateAddresses: self.certificateAddresses(membershipDraft), key: key)
+            }
             var membership = membershipDraft
             membership.clusterID = manager.clusterID
             membership.nodeID = manager.nodeID
@@ -107,13 +109,16 @@ actor ClusterController {
             return response
         } catch {
             await stopRole()
-            try? files.remove()
+            // Not another cluster's state that was there before (Manager.create refuses it).
+            if (error as? AtollError)?.code != .alreadyExists { try? files.remove() }
             throw error
         }
     }
 
     func join(_ request: Atoll_Cluster_V1_JoinRequest) async throws -> Atoll_Cluster_V1_JoinResponse {
         try refuseIfMember()
+        changing = true
+        defer { changing = false }
         let token = try JoinToken(parsing: request.token)
         _ = try ClusterTLS.hostAndPort(request.managerAddr)
         let (security, pinned) = try ClusterTLS.joiningSecurity(pinning: token.caFingerprint)
@@ -164,56 +169,79 @@ actor ClusterController {
         return answer
     }
 
-    /// `atoll cluster ca --rotate`: starts the rotation, and watches it until every node that
-    /// is up renewed; then the manager takes a certificate of the new CA.
+    /// `atoll cluster ca --rotate`: starts the rotation; the manager's upkeep loop finishes it.
     func rotateCA() async throws {
         let manager = try manager()
         try await BlockingWork.run { try manager.rotateCA() }
-        startRotationWatch(manager)
     }
 
-    private func startRotationWatch(_ manager: Manager) {
-        let logger = self.logger
-        tasks.append(
-            Task {
-                while !Task.isCancelled {
-                    do {
-                        if try await BlockingWork.run({ try manager.completeRotationIfRenewed() }) {
-                            try await self.adoptRotatedCA(manager)
-                            return
-                        }
-                    } catch {
-                        logger.error("the CA rotation check failed: \(error)")
-                    }
-                    try? await Task.sleep(for: .milliseconds(500))
+    /// The manager's upkeep, every half second: ends a CA rotation whose nodes have all renewed,
+    /// and gives the manager a new certificate (and the port with it) when its own is not from
+    /// the cluster's CA (after a rotation) or has a third of its life left.
+    private func upkeep(_ manager: Manager) async {
+        while !Task.isCancelled {
+            do {
+                if manager.pendingCA != nil {
+                    _ = try await BlockingWork.run { try manager.completeRotationIfRenewed() }
                 }
-            })
+                if running === manager, let membership, let credentials = try? files.credentials(),
+                    Self.needsNewCertificate(credentials.certificate, manager)
+                {
+                    let refreshed = try refreshedCredentials(manager, credentials, membership)
+                    try await restartPort(manager, refreshed, membership)
+                }
+            } catch {
+                logger.error("cluster upkeep failed (tried again shortly): \(error)")
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
     }
 
-    /// After a rotation: this manager's certificate, roots and admin bundle from the new CA, and
-    /// the cluster port again with them (nodes reconnect within a second).
-    private func adoptRotatedCA(_ manager: Manager) async throws {
-        guard let membership, running === manager else { return }
-        var credentials = try files.credentials()
-        credentials.certificate = try manager.reissueOwnCertificate(
+    /// Whether the manager's own certificate must be replaced: not from the CA (a rotation
+    /// ended), or a third of its life left.
+    static func needsNewCertificate(_ certificate: Certificate, _ manager: Manager) -> Bool {
+        let lifetime = certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore)
+        return !manager.ca.validates(certificate) || certificate.notValidAfter.timeIntervalSinceNow < lifetime / 3
+    }
+
+    /// A new certificate from the CA for the manager, the roots it trusts, and (after a
+    /// rotation) the admin bundle; saved before anything uses them.
+    private func refreshedCredentials(
+        _ manager: Manager, _ credentials: NodeCredentials, _ membership: ClusterMembership
+    ) throws -> NodeCredentials {
+        var refreshed = credentials
+        let rotated = !manager.ca.validates(credentials.certificate)
+        refreshed.certificate = try manager.reissueOwnCertificate(
             key: credentials.key, addresses: certificateAddresses(membership))
-        credentials.roots = [manager.ca.certificate]
-        try files.save(membership, credentials)
-        if let adminDirectory = membership.adminDirectory { try writeAdminBundle(manager, to: adminDirectory) }
-        server?.beginGracefulShutdown()
-        let rotationTask = tasks.last
-        for task in tasks.dropLast() { task.cancel() }
-        for task in tasks.dropLast() { await task.value }
-        tasks = rotationTask.map { [$0] } ?? []
-        try await startManager(
-            manager, credentials, listen: membership.listenAddress ?? membership.managerAddress)
-        logger.info("the cluster port now presents a certificate of the new CA \(manager.ca.fingerprint)")
+        refreshed.roots = manager.trustedRoots
+        try files.save(membership, refreshed)
+        if rotated, let adminDirectory = membership.adminDirectory { try writeAdminBundle(manager, to: adminDirectory) }
+        logger.info("the manager's certificate is renewed (CA \(manager.ca.fingerprint))")
+        return refreshed
+    }
+
+    /// Serves the cluster port again with new credentials (nodes reconnect within a second).
+    private func restartPort(_ manager: Manager, _ credentials: NodeCredentials, _ membership: ClusterMembership)
+        async throws
+    {
+        guard running === manager, let server else { return }
+        server.beginGracefulShutdown()
+        let (serving, rest) = (tasks.first, Array(tasks.dropFirst()))
+        await serving?.value
+        guard running === manager, !Task.isCancelled else { return }
+        tasks = rest
+        try await startPort(manager, credentials, listen: membership.listenAddress ?? membership.managerAddress)
     }
 
     func leave(force: Bool) async throws {
+        guard !changing else {
+            throw AtollError.failedPrecondition("this node is already joining, initializing or leaving a cluster")
+        }
         guard let membership else {
             throw AtollError.failedPrecondition("this node is not part of a cluster")
         }
+        changing = true
+        defer { changing = false }
         if membership.role == .manager && !force {
             throw AtollError.failedPrecondition(
                 "this node is the cluster's only manager: leaving ends the cluster and loses its state (use --force)")
@@ -252,7 +280,15 @@ actor ClusterController {
 
     // MARK: - Roles
 
+    /// The cluster port, the health loop and the upkeep loop.
     private func startManager(_ manager: Manager, _ credentials: NodeCredentials, listen: String) async throws {
+        try await startPort(manager, credentials, listen: listen)
+        running = manager
+        tasks += [Task { await manager.run() }, Task { await self.upkeep(manager) }]
+    }
+
+    /// Serves CA, Dispatcher and Control on the cluster port; the serving task is `tasks[0]`.
+    private func startPort(_ manager: Manager, _ credentials: NodeCredentials, listen: String) async throws {
         let (host, port) = try ClusterTLS.hostAndPort(listen)
         let transport = HTTP2ServerTransport.Posix(
             address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
@@ -286,9 +322,8 @@ actor ClusterController {
             serving.cancel()
             throw AtollError(.unavailable, "cannot listen for the cluster on \(listen): it did not bind within 5 s")
         }
-        running = manager
         self.server = server
-        tasks = [serving, Task { await manager.run() }] + tasks
+        tasks.insert(serving, at: 0)
         logger.info("cluster manager serving on \(listen) (mutual TLS)")
     }
 
@@ -298,17 +333,23 @@ actor ClusterController {
         tasks = [Task { await agent.run() }]
     }
 
+    /// Stops the manager's port and loops or the agent. Everything is taken out of the actor
+    /// before the first await, so that nothing started meanwhile is dropped unstopped.
     private func stopRole() async {
+        let (server, tasks) = (self.server, self.tasks)
+        self.server = nil
+        self.tasks = []
+        running = nil
+        agent = nil
         server?.beginGracefulShutdown()
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
-        tasks = []
-        server = nil
-        running = nil
-        agent = nil
     }
 
     private func refuseIfMember() throws {
+        if changing {
+            throw AtollError.failedPrecondition("this node is already joining, initializing or leaving a cluster")
+        }
         if let membership {
             throw AtollError.alreadyExists(
                 "this node is already part of cluster \(membership.clusterID) (as a \(membership.role.rawValue)): atoll cluster leave first"
@@ -322,7 +363,16 @@ actor ClusterController {
         var addresses = [(try? ClusterTLS.hostAndPort(membership.managerAddress))?.0]
         if let listen = membership.listenAddress { addresses.append((try? ClusterTLS.hostAndPort(listen))?.0) }
         var seen = Set<String>()
-        return (addresses.compactMap { $0 } + ["127.0.0.1", "::1", "localhost", description.hostname]).filter {
+        // The host name only if it is a DNS name a certificate can carry.
+        let hostname = description.hostname
+        let labels = hostname.split(separator: ".", omittingEmptySubsequences: false)
+        let usable =
+            hostname.contains(where: \.isLetter)
+            && labels.allSatisfy { label in
+                !label.isEmpty && label.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
+                    && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+            }
+        return (addresses.compactMap { $0 } + ["127.0.0.1", "::1", "localhost"] + (usable ? [hostname] : [])).filter {
             !["0.0.0.0", "::"].contains($0) && seen.insert($0).inserted
         }
     }

@@ -12,6 +12,8 @@ import X509
 /// or (unvalidated) the certificate shown, or nothing (the unix socket).
 struct Caller {
     var identity: CertificateIdentity?
+    /// The validated certificate the identity comes from.
+    var certificate: Certificate?
     var unvalidated: Certificate?
     /// The caller's IP, from the transport's peer ("ipv4:10.0.0.2:53122").
     var address: String
@@ -20,6 +22,7 @@ struct Caller {
         let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context
         if let chain = transport?.peerCertificateChain {
             identity = CertificateIdentity(certificate: chain.leaf)
+            certificate = chain.leaf
         } else {
             unvalidated = transport?.peerCertificate
         }
@@ -47,6 +50,12 @@ struct Caller {
         }
         if unvalidated.issuer == manager.ca.certificate.subject, Date() < unvalidated.notValidBefore {
             return AtollError(.permissionDenied, "the client certificate is not valid yet")
+        }
+        if unvalidated.issuer == manager.ca.certificate.subject {
+            return AtollError(
+                .permissionDenied,
+                "the client certificate is from this cluster's previous CA (it was rotated): leave the cluster and join again with the new token"
+            )
         }
         return AtollError(
             .permissionDenied, "the client certificate was not issued by this cluster's CA (\(unvalidated.issuer))")
@@ -120,8 +129,10 @@ struct DispatcherService: Atoll_Cluster_V1_Dispatcher.SimpleServiceProtocol {
         let caller = Caller(context)
         let (identity, _) = try caller.authorize(manager, roles: [.worker, .manager])
         let description = request.hasDescription_p ? NodeDescription(request.description_p) : nil
+        let presented = caller.certificate
         let answer = try await BlockingWork.run {
-            try manager.heartbeat(nodeID: identity.nodeID, description: description, address: nil)
+            try manager.heartbeat(
+                nodeID: identity.nodeID, description: description, address: nil, presentedCertificate: presented)
         }
         var response = Atoll_Cluster_V1_HeartbeatResponse()
         response.periodMs = Int64(answer.period * 1000)
