@@ -316,7 +316,8 @@ public final class Manager: Sendable {
         }
         let describedAnew = description.map { $0 != NodeDescription(of: node) } ?? false
         let moved = address.map { !$0.isEmpty && $0 != node.address } ?? false
-        let presentedIssuer = presentedCertificate.flatMap { issuer(of: $0) }?.fingerprint ?? node.certificateIssuer
+        let presentedIssuer =
+            presentedCertificate.flatMap { issuerFingerprint(ofValidated: $0) } ?? node.certificateIssuer
         let reissued = presentedIssuer != node.certificateIssuer
         if node.state != .ready || describedAnew || moved || reissued {
             try update(nodeID) { node in
@@ -339,9 +340,21 @@ public final class Manager: Sendable {
 
     /// The CA (current or pending) that signed `certificate`, if either did and it is valid.
     public func issuer(of certificate: Certificate) -> CertificateAuthority? {
-        authorities.withLock { authorities in
-            [authorities.current, authorities.pending].compactMap { $0 }.first { $0.validates(certificate) }
+        let candidates = authorities.withLock { [$0.current, $0.pending].compactMap { $0 } }
+        return candidates.first { $0.validates(certificate) }
+    }
+
+    /// Which CA signed a certificate the TLS handshake already validated against the trusted
+    /// roots: told apart by its authority key identifier (both CAs have the same name), without
+    /// checking a signature again on every heartbeat.
+    func issuerFingerprint(ofValidated certificate: Certificate) -> String? {
+        let candidates = authorities.withLock { [$0.current, $0.pending].compactMap { $0 } }
+        if let key = (try? certificate.extensions.authorityKeyIdentifier)?.keyIdentifier {
+            for ca in candidates where (try? ca.certificate.extensions.subjectKeyIdentifier)?.keyIdentifier == key {
+                return ca.fingerprint
+            }
         }
+        return issuer(of: certificate)?.fingerprint
     }
 
     /// Starts a rotation: a new CA signs every renewal from now on, and nodes are told to renew.
