@@ -18,7 +18,7 @@ struct AtollContext: Equatable {
         name: defaultName, host: EngineEndpoint.defaultHost, tlsDirectory: nil, description: "The local atolld")
 
     /// All contexts, `default` first, and the current one's name.
-    static func load(_ store: CredentialStore = CredentialStore()) throws -> (all: [AtollContext], current: String) {
+    static func load(_ store: CLIConfigFile = CLIConfigFile()) throws -> (all: [AtollContext], current: String) {
         let document = try store.document()
         let saved = (document["contexts"] as? [String: [String: String]] ?? [:]).map { name, fields in
             AtollContext(
@@ -69,7 +69,7 @@ struct ContextCreateCommand: ParsableCommand {
         }
         let tls = tlsDir.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
         _ = try EngineEndpoint(parsing: host, tlsDirectory: tls)
-        let store = CredentialStore()
+        let store = CLIConfigFile()
         var document = try store.document()
         var contexts = document["contexts"] as? [String: [String: String]] ?? [:]
         guard contexts[name] == nil else { throw AtollError.alreadyExists("context \"\(name)\" already exists") }
@@ -92,7 +92,7 @@ struct ContextUseCommand: ParsableCommand {
         guard all.contains(where: { $0.name == name }) else {
             throw AtollError.notFound("context \"\(name)\" not found: atoll context ls")
         }
-        let store = CredentialStore()
+        let store = CLIConfigFile()
         var document = try store.document()
         document["currentContext"] = name == AtollContext.defaultName ? nil : name
         try store.write(document)
@@ -125,7 +125,7 @@ struct ContextRemoveCommand: ParsableCommand {
 
     func run() throws {
         guard !names.isEmpty else { throw ValidationError("rm needs at least one context") }
-        let store = CredentialStore()
+        let store = CLIConfigFile()
         var document = try store.document()
         var contexts = document["contexts"] as? [String: [String: String]] ?? [:]
         for name in names {

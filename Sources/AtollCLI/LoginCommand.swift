@@ -49,7 +49,7 @@ struct LoginCommand: AsyncParsableCommand {
         request.username = user
         request.password = secret
         _ = try await GlobalOptions.withEngine { [request] client in try await client.images.login(request) }
-        try CredentialStore().store(user, secret, for: registry)
+        try CLIConfigFile().store(user, secret, for: registry)
         Output.print("Login Succeeded")
     }
 
@@ -84,7 +84,7 @@ struct LogoutCommand: ParsableCommand {
 
     func run() throws {
         let registry = try ImageReference.registryDomain(ofServer: server)
-        if try CredentialStore().remove(registry) {
+        if try CLIConfigFile().remove(registry) {
             Output.print("Removing login credentials for \(registry)")
         } else {
             Output.print("Not logged in to \(registry)")
@@ -92,11 +92,11 @@ struct LogoutCommand: ParsableCommand {
     }
 }
 
-extension CredentialStore {
+extension CLIConfigFile {
     /// The stored credentials for the registry `reference` names, for a pull or push request
     /// (none for a reference that does not parse: the daemon reports that).
     static func credentials(forImage reference: String) throws -> (username: String, password: String)? {
         guard let domain = try? ImageReference(parsing: reference).domain else { return nil }
-        return try CredentialStore().credentials(for: domain)
+        return try CLIConfigFile().credentials(for: domain)
     }
 }

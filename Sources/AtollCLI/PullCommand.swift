@@ -21,7 +21,7 @@ struct PullCommand: AsyncParsableCommand {
         var request = Atoll_Engine_V1_PullRequest()
         request.reference = reference
         request.platform = platform ?? ""
-        if let login = try CredentialStore.credentials(forImage: reference) {
+        if let login = try CLIConfigFile.credentials(forImage: reference) {
             (request.username, request.password) = login
         }
         let display = PullDisplay(quiet: quiet, terminal: isatty(1) == 1)

@@ -18,7 +18,7 @@ struct PushCommand: AsyncParsableCommand {
     func run() async throws {
         var request = Atoll_Engine_V1_PushRequest()
         request.reference = reference
-        if let login = try CredentialStore.credentials(forImage: reference) {
+        if let login = try CLIConfigFile.credentials(forImage: reference) {
             (request.username, request.password) = login
         }
         let display = PullDisplay(quiet: quiet, terminal: isatty(1) == 1, verbs: .push)

@@ -39,14 +39,3 @@ enum ClusterClientTLS {
         }
     }
 }
-
-/// A gRPC target for HOST and PORT: an IP address as such (a DNS target would send it as the
-/// TLS server name, which NIOSSL refuses for an address), a name through DNS.
-public func clusterTarget(host: String, port: Int) -> any ResolvableTarget {
-    if host.contains(":") { return .ipv6(address: host, port: port) }
-    let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-    if parts.count == 4, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) {
-        return .ipv4(address: host, port: port)
-    }
-    return .dns(host: host, port: port)
-}

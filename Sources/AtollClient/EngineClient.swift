@@ -30,19 +30,7 @@ public struct EngineEndpoint: Sendable, CustomStringConvertible {
         } else if host.hasPrefix("tcp://") {
             var rest = String(host.dropFirst(6))
             while rest.hasSuffix("/") { rest.removeLast() }
-            var name = rest
-            var port = 2377
-            if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
-                guard let parsed = Int(rest[rest.index(after: colon)...]), (1...65535).contains(parsed) else {
-                    throw AtollError.invalidArgument("invalid host \"\(host)\": want tcp://HOST:PORT")
-                }
-                name = String(rest[..<colon])
-                port = parsed
-            }
-            if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
-            guard !name.isEmpty else {
-                throw AtollError.invalidArgument("invalid host \"\(host)\": the host is missing")
-            }
+            let (name, port) = try parseHostAndPort(rest, defaultPort: 2377)
             guard tlsDirectory != nil else {
                 throw AtollError.invalidArgument(
                     "\(host) needs --tls-dir DIR (ca.pem, cert.pem, key.pem: the admin bundle atoll cluster init wrote)"

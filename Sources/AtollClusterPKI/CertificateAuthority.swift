@@ -218,11 +218,7 @@ public struct CertificateAuthority: Sendable {
     /// the CA's validity windows. Synchronous and cheap (one ECDSA verification): usable from a TLS
     /// verification callback and per RPC.
     public func validates(_ certificate: Certificate, now: Date = Date()) -> Bool {
-        guard certificate.issuer == self.certificate.subject,
-            now >= certificate.notValidBefore, now <= certificate.notValidAfter,
-            now >= self.certificate.notValidBefore, now <= self.certificate.notValidAfter
-        else { return false }
-        return self.certificate.publicKey.isValidSignature(certificate.signature, for: certificate)
+        (try? CertificateAuthorityCheck(certificate: self.certificate))?.validates(certificate, now: now) ?? false
     }
 
     /// The identity a caller's certificate proves: non-nil only when `validates(certificate, now:)`,

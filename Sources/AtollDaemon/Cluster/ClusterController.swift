@@ -21,6 +21,8 @@ actor ClusterController {
     private var membership: ClusterMembership?
     private var running: Manager?
     private var server: GRPCServer<HTTP2ServerTransport.Posix>?
+    /// The credentials the cluster port serves with (kept, so that upkeep reads no files).
+    private var served: NodeCredentials?
     private var tasks: [Task<Void, Never>] = []
     private var agent: Agent?
     /// Set while init, join or leave runs: the actor is reentrant across their awaits.
@@ -184,7 +186,7 @@ actor ClusterController {
                 if manager.pendingCA != nil {
                     _ = try await BlockingWork.run { try manager.completeRotationIfRenewed() }
                 }
-                if running === manager, let membership, let credentials = try? files.credentials(),
+                if running === manager, let membership, let credentials = served,
                     Self.needsNewCertificate(credentials.certificate, manager)
                 {
                     let refreshed = try refreshedCredentials(manager, credentials, membership)
@@ -323,6 +325,7 @@ actor ClusterController {
             throw AtollError(.unavailable, "cannot listen for the cluster on \(listen): it did not bind within 5 s")
         }
         self.server = server
+        served = credentials
         tasks.insert(serving, at: 0)
         logger.info("cluster manager serving on \(listen) (mutual TLS)")
     }
@@ -339,6 +342,7 @@ actor ClusterController {
         let (server, tasks) = (self.server, self.tasks)
         self.server = nil
         self.tasks = []
+        served = nil
         running = nil
         agent = nil
         server?.beginGracefulShutdown()

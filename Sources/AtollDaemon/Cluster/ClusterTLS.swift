@@ -115,32 +115,8 @@ enum ClusterTLS {
         return clusterTarget(host: host, port: port)
     }
 
-    static func hostAndPort(_ address: String, defaultPort: Int = ClusterTLS.defaultPort) throws -> (String, Int) {
-        var host = address
-        var port = defaultPort
-        if address.hasPrefix("[") {
-            guard let end = address.firstIndex(of: "]") else {
-                throw AtollError.invalidArgument("invalid address \"\(address)\": want [IPv6]:PORT")
-            }
-            host = String(address[address.index(after: address.startIndex)..<end])
-            let rest = address[address.index(after: end)...]
-            if rest.hasPrefix(":") {
-                guard let parsed = Int(rest.dropFirst()) else {
-                    throw AtollError.invalidArgument("invalid port in \"\(address)\"")
-                }
-                port = parsed
-            }
-        } else if let colon = address.lastIndex(of: ":"), address.firstIndex(of: ":") == colon {
-            host = String(address[..<colon])
-            guard let parsed = Int(address[address.index(after: colon)...]) else {
-                throw AtollError.invalidArgument("invalid port in \"\(address)\"")
-            }
-            port = parsed
-        }
-        guard !host.isEmpty, (1...65535).contains(port) else {
-            throw AtollError.invalidArgument("invalid address \"\(address)\": want IP:PORT")
-        }
-        return (host, port)
+    static func hostAndPort(_ address: String) throws -> (String, Int) {
+        try parseHostAndPort(address, defaultPort: defaultPort)
     }
 }
 

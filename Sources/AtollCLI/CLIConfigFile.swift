@@ -2,12 +2,12 @@ import AtollCore
 import Foundation
 import Glibc
 
-/// Where `atoll login` keeps registry credentials: `config.json` in the CLI's configuration
-/// directory (`--config DIR`, else $ATOLL_CONFIG, else ~/.atoll), in Docker's format
-/// (`{"auths": {"REGISTRY": {"auth": base64("user:password")}}}`). The directory is 0700 and
-/// the file 0600, replaced whole on every change so that a crash never leaves half of it; keys
-/// other than "auths" are kept as they were.
-struct CredentialStore {
+/// The CLI's `config.json`, in its configuration directory (`--config DIR`, else $ATOLL_CONFIG,
+/// else ~/.atoll), in Docker's format: registry credentials from `atoll login` (`{"auths":
+/// {"REGISTRY": {"auth": base64("user:password")}}}`) and contexts (`contexts`,
+/// `currentContext`). The directory is 0700 and the file 0600, replaced whole on every change so
+/// that a crash never leaves half of it; keys a command does not own are kept as they were.
+struct CLIConfigFile {
     let path: String
 
     static var directory: String {
@@ -16,7 +16,7 @@ struct CredentialStore {
         return "\(home)/.atoll"
     }
 
-    init(directory: String = CredentialStore.directory) {
+    init(directory: String = CLIConfigFile.directory) {
         path = "\(directory)/config.json"
     }
 
