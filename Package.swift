@@ -92,11 +92,12 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
+        .target(name: "AtollBuild", dependencies: ["AtollCore", "AtollOCI", "AtollStorage"]),
         .target(
             name: "AtollEngine",
             dependencies: [
                 "AtollCore", "AtollOCI", "AtollStorage", "AtollImages", "AtollRuntime", "AtollVolumes", "AtollRegistry",
-                "AtollNetwork",
+                "AtollNetwork", "AtollBuild",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -167,7 +168,7 @@ let package = Package(
         .target(
             name: "AtollCLI",
             dependencies: [
-                "AtollClient", "AtollAPI", "AtollCore", "AtollOCI", "AtollRuntime", "AtollStorage",
+                "AtollClient", "AtollAPI", "AtollCore", "AtollOCI", "AtollRuntime", "AtollStorage", "AtollBuild",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -187,6 +188,7 @@ let package = Package(
             name: "AtollManagerTests",
             dependencies: ["AtollManager", "AtollClusterStore", "AtollClusterPKI", "AtollCore"]),
         .testTarget(name: "AtollOCITests", dependencies: ["AtollOCI"]),
+        .testTarget(name: "AtollBuildTests", dependencies: ["AtollBuild", "AtollCore", "AtollOCI", "AtollStorage"]),
         .testTarget(name: "AtollStorageTests", dependencies: ["AtollStorage", "AtollCore", "AtollOCI"]),
         .testTarget(name: "AtollRuntimeTests", dependencies: ["AtollRuntime", "AtollCore"]),
         .testTarget(name: "AtollVolumesTests", dependencies: ["AtollVolumes", "AtollCore"]),
