@@ -92,7 +92,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
-        .target(name: "AtollBuild", dependencies: ["AtollCore", "AtollOCI", "AtollStorage"]),
+        .target(name: "AtollBuild", dependencies: ["AtollCore", "AtollOCI", "AtollStorage", "CArchive"]),
         .target(
             name: "AtollEngine",
             dependencies: [

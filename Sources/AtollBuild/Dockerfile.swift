@@ -13,7 +13,9 @@ public struct Dockerfile: Sendable, Equatable {
     public var metaArgs: [ArgDeclaration]
     public var stages: [Stage]
 
-    public init(syntax: String? = nil, escape: Character = "\\", metaArgs: [ArgDeclaration] = [], stages: [Stage] = []) {
+    public init(
+        syntax: String? = nil, escape: Character = "\\", metaArgs: [ArgDeclaration] = [], stages: [Stage] = []
+    ) {
         self.syntax = syntax
         self.escape = escape
         self.metaArgs = metaArgs
@@ -52,9 +54,10 @@ public struct Stage: Sendable, Equatable {
 public struct Instruction: Sendable, Equatable {
     /// The line the instruction starts on, from 1.
     public var line: Int
-    /// The instruction as written, continuation lines joined with a space and heredoc bodies left
-    /// out (`RUN apt-get update && apt-get install -y x`): recorded in the image history and shown
-    /// in progress and errors.
+    /// The instruction as written, continuation lines joined as Docker joins them (the escape
+    /// character and line end removed, the lines concatenated), comment lines and heredoc bodies
+    /// left out, trimmed (`RUN apt-get update && apt-get install -y x`): recorded in the image
+    /// history and shown in progress and errors.
     public var text: String
     public var command: Command
 

@@ -26,6 +26,7 @@ public struct Atoll: AsyncParsableCommand {
             TopCommand.self, StatsCommand.self, RenameCommand.self, CpCommand.self, ContainerCommand.self,
             VolumeCommand.self,
             NetworkCommand.self, ClusterCommand.self, NodeCommand.self, ContextCommand.self,
+            BuildCommand.self, BuilderCommand.self,
         ])
 
     public init() {}

@@ -57,6 +57,7 @@ public struct EngineClient: Sendable {
     public let containers: Atoll_Engine_V1_Containers.Client<HTTP2ClientTransport.Posix>
     public let volumes: Atoll_Engine_V1_Volumes.Client<HTTP2ClientTransport.Posix>
     public let networks: Atoll_Engine_V1_Networks.Client<HTTP2ClientTransport.Posix>
+    public let builder: Atoll_Engine_V1_Builder.Client<HTTP2ClientTransport.Posix>
     public let membership: Atoll_Cluster_V1_Membership.Client<HTTP2ClientTransport.Posix>
     public let control: Atoll_Cluster_V1_Control.Client<HTTP2ClientTransport.Posix>
     public let endpoint: EngineEndpoint
@@ -99,6 +100,7 @@ public struct EngineClient: Sendable {
                     containers: Atoll_Engine_V1_Containers.Client(wrapping: client),
                     volumes: Atoll_Engine_V1_Volumes.Client(wrapping: client),
                     networks: Atoll_Engine_V1_Networks.Client(wrapping: client),
+                    builder: Atoll_Engine_V1_Builder.Client(wrapping: client),
                     membership: Atoll_Cluster_V1_Membership.Client(wrapping: client),
                     control: Atoll_Cluster_V1_Control.Client(wrapping: client),
                     endpoint: endpoint))

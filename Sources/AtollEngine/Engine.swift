@@ -42,6 +42,7 @@ public final class Engine: Sendable {
     public let volumes: VolumeService
     public let networks: NetworkService
     public let registry: RegistryStore
+    public let builder: Builder
     public let host: HostFacts
     private let runtimeCache = RuntimeCache()
     private let logger = Logger(label: "atoll.engine")
@@ -85,6 +86,8 @@ public final class Engine: Sendable {
         ) {
             runtimeCache.statuses(workDirectory: runDirectory)
         }
+        builder = try Builder(
+            images: images, containers: containers, snapshotter: snapshotter, content: content, root: root)
         // Interrupted loads and imports leave active "extract-"/"import-" snapshots and blobs or
         // layers no image records: remove them at start. Containers' snapshots stay.
         let containerIDs = Set(try database.read { db in try String.fetchAll(db, sql: "SELECT id FROM containers") })

@@ -49,6 +49,19 @@ enum ImageMigrations {
                     t.primaryKey(["digest", "registry", "repository"])
                 }
             }
+            // Build steps that made a layer, by cache key (see BuildCacheRecord).
+            migrator.registerMigration("build-cache-v1") { db in
+                try db.create(table: "build_cache") { t in
+                    t.primaryKey("key", .text)
+                    t.column("chain_id", .text).notNull().indexed()
+                    t.column("diff_id", .text).notNull()
+                    t.column("layer_digest", .text).notNull()
+                    t.column("layer_media_type", .text).notNull()
+                    t.column("layer_size", .integer).notNull()
+                    t.column("created", .text).notNull()
+                    t.column("last_used", .integer).notNull()
+                }
+            }
         }
         migrator.registerMigration("images-v1") { db in
             try db.create(table: "images") { t in

@@ -253,16 +253,18 @@ public final class ImageService: Sendable {
 
     /// Computes what every image needs and removes the rest. Any image whose manifest cannot be
     /// read aborts the collection: skipping it would delete a live image's layers.
-    private func collectGarbageLocked() throws -> Int64 {
+    func collectGarbageLocked() throws -> Int64 {
         var keepBlobs = Set<Digest>()
         let (images, chains, roots) = try database.read { db in
             (
                 try ImageRecord.fetchAll(db),
-                try String.fetchAll(db, sql: "SELECT DISTINCT chain_id FROM image_layers"),
+                try String.fetchAll(
+                    db, sql: "SELECT chain_id FROM image_layers UNION SELECT chain_id FROM build_cache"),
                 try extraRoots(db)
             )
         }
         keepBlobs.formUnion(roots)
+        keepBlobs.formUnion(try database.read { db in try BuildCacheRecord.fetchAll(db) }.compactMap(\.layer?.digest))
         let keepChains = Set(chains)
         for image in images {
             let manifest: ImageManifest
@@ -296,9 +298,9 @@ public final class ImageService: Sendable {
     }
 
     /// Label on committed layer snapshots (value: the layer's diff ID).
-    static let layerLabel = "atoll.layer.diff-id"
+    public static let layerLabel = "atoll.layer.diff-id"
     /// Label on committed layer snapshots (value: the layer's uncompressed size in bytes).
-    static let layerSizeLabel = "atoll.layer.size"
+    public static let layerSizeLabel = "atoll.layer.size"
 }
 
 /// Which layer snapshots (chain IDs) each image uses, for shared sizes and GC.

@@ -253,6 +253,26 @@ public final class ContentStore: Sendable {
         return (removed, bytes)
     }
 
+    /// Takes a file the caller wrote in `ingestDirectory` as the blob `digest` (which the caller
+    /// computed while writing it, as `Layer.diff` does): fsyncs it and renames it into place, or
+    /// removes it when the blob is already there.
+    @discardableResult
+    public func adopt(_ temporary: String, as digest: Digest) throws -> ContentDescriptor {
+        guard temporary.hasPrefix(ingestDirectory + "/") else {
+            throw AtollError.internalError("cannot adopt \(temporary): it is not in \(ingestDirectory)")
+        }
+        if let existing = try existingBlob(digest, expectedSize: nil) {
+            unlink(temporary)
+            return existing
+        }
+        let file = try Syscall.open(temporary, flags: O_RDONLY | O_NOFOLLOW)
+        try file.fsync(temporary)
+        let size = Int64(try Syscall.stat(fd: file.rawValue).st_size)
+        file.close()
+        try place(temporary, as: digest)
+        return ContentDescriptor(digest: digest, size: size)
+    }
+
     // MARK: - For ContentWriter
 
     /// Renames a verified, fsynced temporary file into place as the blob `digest`.

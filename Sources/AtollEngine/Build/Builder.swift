@@ -1,0 +1,174 @@
+import AtollBuild
+import AtollCore
+import AtollImages
+import AtollOCI
+import AtollStorage
+import Foundation
+import Logging
+import Synchronization
+
+/// `atoll build`: turns a Dockerfile and its context into an image. Stages form a graph and
+/// those that do not depend on each other build at the same time; RUN steps run in a container
+/// on a snapshot of the step before, each step that changes files commits one layer, and every
+/// such step is cached under a key made of its parent's key, the instruction and what it read.
+public final class Builder: Sendable {
+    let images: ImageService
+    let containers: ContainerService
+    let snapshotter: any Snapshotter
+    let content: ContentStore
+    let root: String
+    let platform: Platform
+    let logger = Logger(label: "atoll.build")
+
+    init(
+        images: ImageService, containers: ContainerService, snapshotter: any Snapshotter, content: ContentStore,
+        root: String, platform: Platform = .host
+    ) throws {
+        self.images = images
+        self.containers = containers
+        self.snapshotter = snapshotter
+        self.content = content
+        self.root = root
+        self.platform = platform
+        // Directories of builds a crash interrupted (their snapshots went with the engine's start).
+        if let leftovers = try? FileManager.default.contentsOfDirectory(atPath: "\(root)/builds") {
+            for entry in leftovers {
+                try? Mount.unmountAll(at: "\(root)/builds/\(entry)")
+                try? FileSystem.removeTree("\(root)/builds/\(entry)")
+            }
+        }
+    }
+
+    /// Builds `request` from the context unpacked in `context`. `events` hears progress. Nothing
+    /// the build made stays behind when it fails or is cancelled, except cached layers.
+    public func build(
+        _ request: BuildRequest, context: String, events: @escaping @Sendable (BuildEvent) -> Void
+    ) async throws -> BuildResult {
+        for tag in request.tags {
+            let reference = try ImageReference(parsing: tag)
+            if reference.digest != nil {
+                throw AtollError.invalidArgument("invalid tag \"\(tag)\": a digest cannot be a tag")
+            }
+        }
+        guard ["default", "none", "host", ""].contains(request.network) else {
+            throw AtollError.invalidArgument(
+                "invalid --network \"\(request.network)\" for a build: want default, none or host")
+        }
+        let dockerfile = try Dockerfile.parse(request.dockerfile, name: request.dockerfileName)
+        let metaArgs = try Self.metaArgs(dockerfile, buildArgs: request.buildArgs)
+        let expander = WordExpander(environment: metaArgs, escape: dockerfile.escape)
+        let graph = try StageGraph(dockerfile, target: request.target) { try expander.expand($0) }
+
+        let workspace = try BuildWorkspace(
+            root: root, images: images, snapshotter: snapshotter, content: content)
+        defer { workspace.close() }
+        let session = BuildSession(
+            builder: self, request: request, dockerfile: dockerfile, graph: graph, metaArgs: metaArgs,
+            context: context, workspace: workspace, events: events)
+        let states = StageBoard()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in graph.order {
+                group.addTask {
+                    do {
+                        let state = try await StageBuild(session: session, index: index, board: states).run()
+                        await states.publish(index, .success(state))
+                    } catch {
+                        await states.publish(index, .failure(error))
+                        throw error
+                    }
+                }
+            }
+            // The first failure cancels the other stages (their RUN steps are killed).
+            for try await _ in group {}
+        }
+        var state = try await states.result(of: graph.target)
+        if !request.labels.isEmpty {
+            state.runConfig.labels = (state.runConfig.labels ?? [:]).merging(request.labels) { $1 }
+        }
+        state.config.created = state.created ?? state.config.created
+        let unused = Set(request.buildArgs.keys).subtracting(session.consumedArgs).subtracting(Self.predefinedArgs)
+        if !unused.isEmpty {
+            events(.warning("one or more build-args \(unused.sorted()) were not consumed"))
+        }
+        let built = state
+        let record = try await BlockingWork.run { [images] in
+            try images.storeBuilt(config: built.config, layers: built.layers, names: request.tags)
+        }
+        return BuildResult(
+            imageID: record.id, tags: try request.tags.map { try ImageReference(parsing: $0).normalized })
+    }
+
+    /// `atoll builder prune`.
+    public func pruneCache(all: Bool) async throws -> (entries: Int, reclaimed: Int64) {
+        try await BlockingWork.run { [images] in try images.pruneBuildCache(all: all) }
+    }
+
+    /// The values of the ARGs before the first FROM: a --build-arg, else the default (which may
+    /// use the ARGs before it).
+    static func metaArgs(_ dockerfile: Dockerfile, buildArgs: [String: String]) throws -> [String: String] {
+        var values: [String: String] = [:]
+        for arg in dockerfile.metaArgs {
+            if let given = buildArgs[arg.name] {
+                values[arg.name] = given
+            } else if let value = arg.defaultValue {
+                values[arg.name] = try WordExpander(environment: values, escape: dockerfile.escape).expand(value)
+            }
+        }
+        return values
+    }
+
+    /// Build args usable without an ARG (Docker's proxy variables); never reported as unused.
+    static let predefinedArgs: Set<String> = [
+        "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
+        "ALL_PROXY", "all_proxy",
+    ]
+}
+
+/// What every stage of one build shares.
+final class BuildSession: Sendable {
+    let builder: Builder
+    let request: BuildRequest
+    let dockerfile: Dockerfile
+    let graph: StageGraph
+    let metaArgs: [String: String]
+    let context: String
+    let workspace: BuildWorkspace
+    let events: @Sendable (BuildEvent) -> Void
+    private let stepCounter = Atomic<Int>(0)
+    private let consumed = Mutex<Set<String>>([])
+
+    init(
+        builder: Builder, request: BuildRequest, dockerfile: Dockerfile, graph: StageGraph, metaArgs: [String: String],
+        context: String, workspace: BuildWorkspace, events: @escaping @Sendable (BuildEvent) -> Void
+    ) {
+        self.builder = builder
+        self.request = request
+        self.dockerfile = dockerfile
+        self.graph = graph
+        self.metaArgs = metaArgs
+        self.context = context
+        self.workspace = workspace
+        self.events = events
+        consumed.withLock { $0.formUnion(dockerfile.metaArgs.map(\.name)) }
+    }
+
+    func nextStepID() -> Int { stepCounter.add(1, ordering: .relaxed).newValue }
+    func consume(_ name: String) { consumed.withLock { _ = $0.insert(name) } }
+    var consumedArgs: Set<String> { consumed.withLock { $0 } }
+}
+
+/// Each stage's outcome, awaited by the stages that build on it or copy from it.
+actor StageBoard {
+    private var results: [Int: Result<ImageState, any Error>] = [:]
+    private var waiters: [Int: [CheckedContinuation<ImageState, any Error>]] = [:]
+
+    func publish(_ index: Int, _ result: Result<ImageState, any Error>) {
+        results[index] = result
+        for waiter in waiters.removeValue(forKey: index) ?? [] { waiter.resume(with: result) }
+    }
+
+    func result(of index: Int) async throws -> ImageState {
+        if let result = results[index] { return try result.get() }
+        return try await withCheckedThrowingContinuation { waiters[index, default: []].append($0) }
+    }
+}

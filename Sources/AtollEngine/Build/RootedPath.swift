@@ -1,0 +1,54 @@
+import AtollCore
+import CAtollShim
+import Glibc
+
+/// Paths inside a root file system a build writes to, resolved as the container would see them
+/// (symlinks followed, but never out of the root).
+enum RootedPath {
+    static let inRoot = UInt64(ATOLL_RESOLVE_IN_ROOT | ATOLL_RESOLVE_NO_MAGICLINKS | ATOLL_RESOLVE_NO_XDEV)
+
+    /// Opens the directory `path` under `root`, creating what is missing (`mkdir -p`; new
+    /// directories get mode 0755 and `owner`, when given).
+    static func makeDirectories(_ path: String, in root: FileDescriptor, owner: (uid_t, gid_t)?) throws
+        -> FileDescriptor
+    {
+        var current = try Syscall.openat2(root.rawValue, ".", flags: O_RDONLY | O_DIRECTORY, resolve: inRoot)
+        var walked = ""
+        for component in path.split(separator: "/") where component != "." {
+            walked += "/\(component)"
+            if component == ".." {
+                current = try Syscall.openat2(
+                    root.rawValue, String(walked.dropFirst()), flags: O_RDONLY | O_DIRECTORY, resolve: inRoot)
+                continue
+            }
+            let name = String(component)
+            if mkdirat(current.rawValue, name, 0o755) == 0, let owner {
+                fchownat(current.rawValue, name, owner.0, owner.1, AT_SYMLINK_NOFOLLOW)
+            }
+            do {
+                let next = try Syscall.openat2(
+                    root.rawValue, String(walked.dropFirst()), flags: O_RDONLY | O_DIRECTORY, resolve: inRoot)
+                current.close()
+                current = next
+            } catch {
+                current.close()
+                if error.errno == ENOTDIR {
+                    throw AtollError.invalidArgument("\(walked) exists and is not a directory")
+                }
+                throw AtollError(.internalError, "cannot create directory \(walked)", cause: error)
+            }
+        }
+        return current
+    }
+
+    /// Whether `path` (relative) is a regular file under `root`, not reached through a symlink.
+    static func isRegularFile(_ path: String, in root: FileDescriptor) -> Bool {
+        guard
+            let file = try? Syscall.openat2(
+                root.rawValue, path, flags: Int32(ATOLL_O_PATH) | O_NOFOLLOW,
+                resolve: UInt64(ATOLL_RESOLVE_BENEATH | ATOLL_RESOLVE_NO_SYMLINKS))
+        else { return false }
+        defer { file.close() }
+        return (try? Syscall.stat(fd: file.rawValue)).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
+    }
+}
