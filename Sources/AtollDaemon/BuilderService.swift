@@ -1,6 +1,7 @@
 import AtollAPI
 import AtollCore
 import AtollEngine
+import AtollImages
 import AtollStorage
 import Foundation
 import GRPCCore
@@ -9,6 +10,7 @@ import GRPCCore
 /// engine's builder and streams its events back. A client that goes away cancels the build.
 struct BuilderService: Atoll_Engine_V1_Builder.SimpleServiceProtocol {
     let engine: Engine
+    var registries = RegistryAccess()
 
     func build(
         request: RPCAsyncSequence<Atoll_Engine_V1_BuildRequest, any Error>,
@@ -42,11 +44,15 @@ struct BuilderService: Atoll_Engine_V1_Builder.SimpleServiceProtocol {
             tags: header.tags, buildArgs: header.buildArgs, target: header.target.isEmpty ? nil : header.target,
             noCache: header.noCache, labels: header.labels, network: header.network.isEmpty ? "default" : header.network
         )
-        let builder = engine.builder
+        let (builder, images, registries) = (engine.builder, engine.images, self.registries)
         let (events, continuation) = AsyncStream<Atoll_Engine_V1_BuildEvent>.makeStream()
         let running = Task {
             defer { continuation.finish() }
-            let result = try await builder.build(buildRequest, context: directory) { event in
+            // A base image that is not here is pulled (anonymously), as docker build does.
+            let pull: @Sendable (String) async throws -> Void = { reference in
+                _ = try await images.pull(reference, access: registries, credentials: nil) { _ in }
+            }
+            let result = try await builder.build(buildRequest, context: directory, pull: pull) { event in
                 continuation.yield(Self.message(event))
             }
             var done = Atoll_Engine_V1_BuildEvent()

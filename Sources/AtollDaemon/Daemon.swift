@@ -84,7 +84,7 @@ public enum Daemon {
                 ImagesService(
                     engine: engine, registries: registries),
                 ContainersService(engine: engine), VolumesService(engine: engine), NetworksService(engine: engine),
-                BuilderService(engine: engine),
+                BuilderService(engine: engine, registries: registries),
                 MembershipService(cluster: cluster), ControlService(cluster: cluster, local: true),
             ])
 

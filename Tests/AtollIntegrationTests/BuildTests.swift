@@ -306,7 +306,7 @@ import Testing
             "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /y /y\n", "cycle",
             "→ \"a\" →"
         ),
-        ("FROM nonexistent-image:1\n", "nonexistent-image", "pull or load it first"),
+        ("FROM 127.0.0.1:9/nothing:1\n", "127.0.0.1:9/nothing:1", "is not here and cannot be pulled"),
     ])
     func badDockerfilesFailClearlyAndLeaveNothing(dockerfile: String, first: String, second: String) throws {
         let daemon = try DaemonFixture()

@@ -43,7 +43,7 @@ extension StageBuild {
                 origin = .snapshot(source.topChain)
                 identity = ["stage", source.key.description]
             case .image(let reference):
-                let source = try await BlockingWork.run { [builder] in try builder.imageState(reference) }
+                let source = try await session.imageState(reference)
                 origin = .snapshot(source.topChain)
                 identity = ["image", source.key.description]
             case .scratch:

@@ -39,10 +39,12 @@ public final class Builder: Sendable {
         }
     }
 
-    /// Builds `request` from the context unpacked in `context`. `events` hears progress. Nothing
-    /// the build made stays behind when it fails or is cancelled, except cached layers.
+    /// Builds `request` from the context unpacked in `context`. `events` hears progress; `pull`,
+    /// when given, fetches a base image that is not here. Nothing the build made stays behind
+    /// when it fails or is cancelled, except cached layers.
     public func build(
-        _ request: BuildRequest, context: String, events: @escaping @Sendable (BuildEvent) -> Void
+        _ request: BuildRequest, context: String, pull: (@Sendable (String) async throws -> Void)? = nil,
+        events: @escaping @Sendable (BuildEvent) -> Void
     ) async throws -> BuildResult {
         for tag in request.tags {
             let reference = try ImageReference(parsing: tag)
@@ -64,7 +66,7 @@ public final class Builder: Sendable {
         defer { workspace.close() }
         let session = BuildSession(
             builder: self, request: request, dockerfile: dockerfile, graph: graph, metaArgs: metaArgs,
-            context: context, workspace: workspace, events: events)
+            context: context, workspace: workspace, pull: pull, events: events)
         let states = StageBoard()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in graph.order {
@@ -134,13 +136,16 @@ final class BuildSession: Sendable {
     let context: String
     let workspace: BuildWorkspace
     let events: @Sendable (BuildEvent) -> Void
+    let pull: (@Sendable (String) async throws -> Void)?
     private let stepCounter = Atomic<Int>(0)
     private let consumed = Mutex<Set<String>>([])
 
     init(
         builder: Builder, request: BuildRequest, dockerfile: Dockerfile, graph: StageGraph, metaArgs: [String: String],
-        context: String, workspace: BuildWorkspace, events: @escaping @Sendable (BuildEvent) -> Void
+        context: String, workspace: BuildWorkspace, pull: (@Sendable (String) async throws -> Void)?,
+        events: @escaping @Sendable (BuildEvent) -> Void
     ) {
+        self.pull = pull
         self.builder = builder
         self.request = request
         self.dockerfile = dockerfile

@@ -61,7 +61,7 @@ final class StageBuild: @unchecked Sendable {
         case .stage(let index):
             return try await board.result(of: index)
         case .image(let reference):
-            return try await BlockingWork.run { [builder] in try builder.imageState(reference) }
+            return try await session.imageState(reference)
         }
     }
 
@@ -214,8 +214,26 @@ final class StageBuild: @unchecked Sendable {
     func historyText(_ instruction: Instruction) -> String { instruction.text + " # atoll" }
 }
 
+extension BuildSession {
+    /// The state an image starts a stage from (or COPY --from reads): the image here, else the
+    /// image pulled from its registry, as `docker build` does.
+    func imageState(_ reference: String) async throws -> ImageState {
+        do {
+            return try await BlockingWork.run { [builder] in try builder.imageState(reference) }
+        } catch {
+            guard let missing = error as? AtollError, missing.code == .notFound, let pull else { throw error }
+            do {
+                try await pull(reference)
+            } catch {
+                throw AtollError(.notFound, "base image \"\(reference)\" is not here and cannot be pulled", cause: error)
+            }
+            return try await BlockingWork.run { [builder] in try builder.imageState(reference) }
+        }
+    }
+}
+
 extension Builder {
-    /// The state an image reference starts a stage from (it must be here: `atoll pull` it first).
+    /// The state an image on this host starts a stage from.
     func imageState(_ reference: String) throws -> ImageState {
         let record: ImageRecord
         do {
