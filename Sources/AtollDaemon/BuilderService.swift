@@ -22,7 +22,7 @@ struct BuilderService: Atoll_Engine_V1_Builder.SimpleServiceProtocol {
         }
         let directory = "\(engine.configuration.root)/builds/context-\(Identifier.random().prefix(12))"
         try Syscall.mkdirAll(directory, mode: 0o700)
-        defer { try? FileSystem.removeTree(directory) }
+        defer { BuildWorkspace.remove(directory) }
         try await StreamBridge.feed(consume: { fd, upload in
             do {
                 _ = try Layer.apply(from: fd, toDirectory: directory, whiteouts: .plain)

@@ -91,7 +91,8 @@ public final class Engine: Sendable {
         // Interrupted loads and imports leave active "extract-"/"import-" snapshots and blobs or
         // layers no image records: remove them at start. Containers' snapshots stay.
         let containerIDs = Set(try database.read { db in try String.fetchAll(db, sql: "SELECT id FROM containers") })
-        for snapshot in try snapshotter.list() where snapshot.kind == .active {
+        // Views are only ever a build's, for the length of a step.
+        for snapshot in try snapshotter.list() where snapshot.kind != .committed {
             if snapshot.name.hasPrefix("container-"), containerIDs.contains(String(snapshot.name.dropFirst(10))) {
                 continue
             }

@@ -328,18 +328,7 @@ import Testing
         try daemon.loadBusybox()
         let context = try Self.context(
             daemon, ["Dockerfile": "FROM busybox\nRUN echo $((6 * 7)) started && sleep 37.5\n"])
-        let cli = Process()
-        cli.executableURL = URL(fileURLWithPath: "\(DaemonFixture.binDirectory)/atoll")
-        cli.arguments = ["build", "--progress", "plain", context]
-        cli.environment = ["ATOLL_HOST": "unix://\(daemon.socket)"]
-        let log = "\(daemon.directory)/build.log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        cli.standardError = FileHandle(forWritingAtPath: log)
-        try cli.run()
-        #expect(
-            DaemonFixture.eventually(20) {
-                ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("42 started")
-            })
+        let cli = try Self.startBuild(daemon, context)
         #expect(DaemonFixture.shell("pgrep -f 'sleep 37.5'").status == 0, "the step runs")
         // The build's ID, from where its step is mounted: its cgroups are named after it.
         let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
@@ -354,6 +343,46 @@ import Testing
         #expect(DaemonFixture.eventually(10) { Self.leftovers(daemon).isEmpty }, "\(Self.leftovers(daemon))")
         let cgroups = DaemonFixture.shell("find /sys/fs/cgroup -maxdepth 4 -name 'run-\(buildID ?? "")-*'").stdout
         #expect(cgroups.isEmpty, "no cgroup of the step stays: \(cgroups)")
+    }
+
+    @Test func aBuildCutShortByADaemonCrashIsCleanedUpWhenTheDaemonStartsAgain() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        let snapshotsBefore = daemon.snapshotDirectories()
+        let context = try Self.context(
+            daemon, ["Dockerfile": "FROM busybox\nRUN echo $((6 * 7)) started && sleep 38.5\n"])
+        let cli = try Self.startBuild(daemon, context)
+        daemon.crash()
+        cli.waitUntilExit()
+        #expect(cli.terminationStatus != 0)
+        #expect(DaemonFixture.shell("pgrep -f 'sleep 38.5'").status == 0, "the step outlived the daemon")
+        try daemon.start()
+        #expect(
+            DaemonFixture.eventually(10) { DaemonFixture.shell("pgrep -f 'sleep 38.5'").status != 0 },
+            "the new daemon stops the step")
+        #expect(Self.leftovers(daemon).isEmpty, "\(Self.leftovers(daemon))")
+        #expect(daemon.snapshotDirectories() == snapshotsBefore)
+        let again = try Self.context(daemon, ["Dockerfile": "FROM busybox\nRUN echo again > /again\n"], name: "again")
+        let build = daemon.atoll(["build", "-q", "-t", "again", again])
+        #expect(build.status == 0, "\(build.stderr)")
+    }
+
+    /// Starts `atoll build` on a context whose RUN prints "42 started", and waits until it does.
+    static func startBuild(_ daemon: DaemonFixture, _ context: String) throws -> Process {
+        let cli = Process()
+        cli.executableURL = URL(fileURLWithPath: "\(DaemonFixture.binDirectory)/atoll")
+        cli.arguments = ["build", "--progress", "plain", context]
+        cli.environment = ["ATOLL_HOST": "unix://\(daemon.socket)"]
+        let log = "\(daemon.directory)/build-\(UUID().uuidString.prefix(6)).log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        cli.standardError = FileHandle(forWritingAtPath: log)
+        try cli.run()
+        #expect(
+            DaemonFixture.eventually(20) {
+                ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("42 started")
+            })
+        return cli
     }
 
     @Test func podmanRunsABuiltImageSavedByAtoll() throws {

@@ -9,7 +9,7 @@ import Synchronization
 /// One build's scratch space: the snapshots its steps write in, where they are mounted, and the
 /// turning of a finished step into a layer. Everything it made and did not commit goes with
 /// `close()`, also when the build fails or is cancelled.
-final class BuildWorkspace: Sendable {
+public final class BuildWorkspace: Sendable {
     let id: String
     let directory: String
     let images: ImageService
@@ -120,9 +120,21 @@ final class BuildWorkspace: Sendable {
     func close() {
         for key in active.withLock({ $0 }) { try? snapshotter.remove(key) }
         active.withLock { $0.removeAll() }
-        if let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) {
-            for entry in entries { try? Mount.unmountAll(at: "\(directory)/\(entry)") }
+        Self.remove(directory)
+    }
+
+    /// Removes a build's directory, unmounting first whatever is mounted below it (deepest
+    /// first), so that removing files never reaches into a mounted tree.
+    public static func remove(_ directory: String) {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        let below = mounts.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            guard fields.count > 1 else { return nil }
+            // /proc/self/mounts escapes blanks as octal; build paths have none.
+            let target = String(fields[1])
+            return target.hasPrefix(directory + "/") ? target : nil
         }
+        for target in below.sorted(by: { $0.count > $1.count }) { try? Mount.unmountAll(at: target) }
         try? FileSystem.removeTree(directory)
     }
 }

@@ -32,10 +32,12 @@ public final class Builder: Sendable {
         self.platform = platform
         // Directories of builds a crash interrupted (their snapshots went with the engine's start).
         if let leftovers = try? FileManager.default.contentsOfDirectory(atPath: "\(root)/builds") {
-            for entry in leftovers {
-                try? Mount.unmountAll(at: "\(root)/builds/\(entry)")
-                try? FileSystem.removeTree("\(root)/builds/\(entry)")
-            }
+            for entry in leftovers { BuildWorkspace.remove("\(root)/builds/\(entry)") }
+        }
+        // RUN steps such a crash cut short (their processes and cgroups).
+        let steps = (try? FileManager.default.contentsOfDirectory(atPath: containers.paths.runtimeState)) ?? []
+        if steps.contains(where: { $0.hasPrefix("run-") }), let runtime = try? containers.runtime(named: "") {
+            for step in steps where step.hasPrefix("run-") { try? runtime.delete(step, force: true) }
         }
     }
 
