@@ -225,7 +225,8 @@ extension BuildSession {
             do {
                 try await pull(reference)
             } catch {
-                throw AtollError(.notFound, "base image \"\(reference)\" is not here and cannot be pulled", cause: error)
+                throw AtollError(
+                    .notFound, "base image \"\(reference)\" is not here and cannot be pulled", cause: error)
             }
             return try await BlockingWork.run { [builder] in try builder.imageState(reference) }
         }
