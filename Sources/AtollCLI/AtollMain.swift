@@ -26,7 +26,7 @@ public struct Atoll: AsyncParsableCommand {
             TopCommand.self, StatsCommand.self, RenameCommand.self, CpCommand.self, ContainerCommand.self,
             VolumeCommand.self,
             NetworkCommand.self, ClusterCommand.self, NodeCommand.self, ContextCommand.self,
-            BuildCommand.self, BuilderCommand.self,
+            BuildCommand.self, BuilderCommand.self, HistoryCommand.self,
         ])
 
     public init() {}

@@ -20,7 +20,8 @@ final class BuildDisplay: @unchecked Sendable {
 
     func context(entries: Int, bytes: Int64) {
         guard mode != .quiet else { return }
-        emit("#0 [internal] load build context: \(entries) files, \(Output.size(bytes))")
+        let text = "[internal] load build context: \(entries) files, \(Output.size(bytes))"
+        emit(mode == .plain ? "#0 \(text)" : " => \(text)")
     }
 
     func show(_ event: Atoll_Engine_V1_BuildEvent) {
@@ -51,8 +52,9 @@ final class BuildDisplay: @unchecked Sendable {
         case .warning(let text)?:
             if mode != .quiet { emit("[warning] \(text)") }
         case .result(let result)?:
-            if mode == .plain { emit("#\(steps.count + 1) writing image \(result.imageID)") }
-            for tag in result.tags where mode != .quiet { emit("#\(steps.count + 1) naming to \(tag)") }
+            let prefix = mode == .plain ? "#\(steps.count + 1)" : " =>"
+            if mode != .quiet { emit("\(prefix) writing image \(result.imageID)") }
+            for tag in result.tags where mode != .quiet { emit("\(prefix) naming to \(tag)") }
         case nil:
             break
         }

@@ -42,6 +42,6 @@ struct ImageCommand: AsyncParsableCommand {
         subcommands: [
             ImageListCommand.self, ImageInspectCommand.self, TagCommand.self, ImageRemoveCommand.self,
             ImagePruneCommand.self, ImportCommand.self, LoadCommand.self, SaveCommand.self, PullCommand.self,
-            PushCommand.self,
+            PushCommand.self, HistoryCommand.self,
         ])
 }

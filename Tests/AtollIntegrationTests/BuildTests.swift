@@ -100,6 +100,14 @@ import Testing
         let run = daemon.atoll(["run", "--rm", "--network", "none", "demo:1"])
         #expect(run.stdout == "hi\n", "\(run.stderr)")
         #expect(Self.inside(daemon, "demo:1", "pwd") == "/app/sub\n", "WORKDIR made its directory")
+        // The history shows each instruction, newest first; config instructions made no layer.
+        let history = daemon.atoll(["history", "--no-trunc", "demo:1"])
+        #expect(history.status == 0, "\(history.stderr)")
+        let lines = history.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("IMAGE") == true)
+        #expect(lines.dropFirst().first?.contains("ONBUILD RUN echo triggered") == true, "\(history.stdout)")
+        #expect(lines.contains { $0.contains("ENV A=1 B=\"two words\"") && $0.contains(" 0B ") }, "\(history.stdout)")
+        #expect(lines.contains { $0.contains("WORKDIR /app") && !$0.contains(" 0B ") }, "\(history.stdout)")
 
         // A child image runs the ONBUILD trigger, and does not inherit it.
         let child = try Self.context(daemon, ["Dockerfile": "FROM demo:1\nUSER root\n"], name: "child")
