@@ -85,8 +85,26 @@ public nonisolated struct Atoll_Engine_V1_BuildHeader: Sendable {
   /// --label: added to the image's labels.
   public var labels: Dictionary<String,String> = [:]
 
-  /// --network for RUN steps: "default" (the bridge network), "none" or "host".
+  /// --network for RUN steps: "default" (the host's network stack, as BuildKit's host mode),
+  /// "none" (loopback only) or "host".
   public var network: String = String()
+
+  /// Credentials from `atoll login`, by registry domain, for pulling base images that are not here.
+  public var registryAuths: Dictionary<String,Atoll_Engine_V1_RegistryAuth> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atoll_Engine_V1_RegistryAuth: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var username: String = String()
+
+  public var password: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -322,7 +340,7 @@ nonisolated extension Atoll_Engine_V1_BuildRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Atoll_Engine_V1_BuildHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BuildHeader"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dockerfile\0\u{3}dockerfile_name\0\u{1}tags\0\u{3}build_args\0\u{1}target\0\u{3}no_cache\0\u{1}labels\0\u{1}network\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dockerfile\0\u{3}dockerfile_name\0\u{1}tags\0\u{3}build_args\0\u{1}target\0\u{3}no_cache\0\u{1}labels\0\u{1}network\0\u{3}registry_auths\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -338,6 +356,7 @@ nonisolated extension Atoll_Engine_V1_BuildHeader: SwiftProtobuf.Message, SwiftP
       case 6: try { try decoder.decodeSingularBoolField(value: &self.noCache) }()
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.network) }()
+      case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Atoll_Engine_V1_RegistryAuth>.self, value: &self.registryAuths) }()
       default: break
       }
     }
@@ -368,6 +387,9 @@ nonisolated extension Atoll_Engine_V1_BuildHeader: SwiftProtobuf.Message, SwiftP
     if !self.network.isEmpty {
       try visitor.visitSingularStringField(value: self.network, fieldNumber: 8)
     }
+    if !self.registryAuths.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Atoll_Engine_V1_RegistryAuth>.self, value: self.registryAuths, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -380,6 +402,42 @@ nonisolated extension Atoll_Engine_V1_BuildHeader: SwiftProtobuf.Message, SwiftP
     if lhs.noCache != rhs.noCache {return false}
     if lhs.labels != rhs.labels {return false}
     if lhs.network != rhs.network {return false}
+    if lhs.registryAuths != rhs.registryAuths {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atoll_Engine_V1_RegistryAuth: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RegistryAuth"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}username\0\u{1}password\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.username) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.password) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.username.isEmpty {
+      try visitor.visitSingularStringField(value: self.username, fieldNumber: 1)
+    }
+    if !self.password.isEmpty {
+      try visitor.visitSingularStringField(value: self.password, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atoll_Engine_V1_RegistryAuth, rhs: Atoll_Engine_V1_RegistryAuth) -> Bool {
+    if lhs.username != rhs.username {return false}
+    if lhs.password != rhs.password {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

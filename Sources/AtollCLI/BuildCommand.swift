@@ -48,6 +48,14 @@ struct BuildCommand: AsyncParsableCommand {
         header.target = target ?? ""
         header.noCache = noCache
         header.network = network
+        // As docker build: the stored logins go along, for base images the daemon has to pull.
+        let config = CLIConfigFile()
+        for registry in try config.registries() {
+            guard let login = try config.credentials(for: registry) else { continue }
+            var auth = Atoll_Engine_V1_RegistryAuth()
+            (auth.username, auth.password) = login
+            header.registryAuths[registry] = auth
+        }
         let ignore = try DockerIgnore.load(contextDirectory: context)
         let display = BuildDisplay(
             mode: quiet ? .quiet : progress == "plain" || (progress == "auto" && isatty(2) == 0) ? .plain : .tty)

@@ -20,6 +20,11 @@ struct CLIConfigFile {
         path = "\(directory)/config.json"
     }
 
+    /// Every registry domain with stored credentials.
+    func registries() throws -> [String] {
+        ((try document()["auths"] as? [String: Any]) ?? [:]).keys.sorted()
+    }
+
     /// The stored credentials for a registry domain, if any.
     func credentials(for registry: String) throws -> (username: String, password: String)? {
         guard let encoded = (try document()["auths"] as? [String: Any])?[registry] as? [String: Any],

@@ -2,6 +2,7 @@ import AtollAPI
 import AtollCore
 import AtollEngine
 import AtollImages
+import AtollOCI
 import AtollStorage
 import Foundation
 import GRPCCore
@@ -48,9 +49,14 @@ struct BuilderService: Atoll_Engine_V1_Builder.SimpleServiceProtocol {
         let (events, continuation) = AsyncStream<Atoll_Engine_V1_BuildEvent>.makeStream()
         let running = Task {
             defer { continuation.finish() }
-            // A base image that is not here is pulled (anonymously), as docker build does.
+            // A base image that is not here is pulled (with the CLI's logins), as docker build does.
+            let auths = header.registryAuths
             let pull: @Sendable (String) async throws -> Void = { reference in
-                _ = try await images.pull(reference, access: registries, credentials: nil) { _ in }
+                let login = (try? ImageReference(parsing: reference)).flatMap { auths[$0.domain] }
+                _ = try await images.pull(
+                    reference, access: registries,
+                    credentials: login.map { RegistryCredentials(username: $0.username, password: $0.password) }
+                ) { _ in }
             }
             let result = try await builder.build(buildRequest, context: directory, pull: pull) { event in
                 continuation.yield(Self.message(event))

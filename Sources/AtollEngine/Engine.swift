@@ -196,12 +196,29 @@ public final class Engine: Sendable {
                 type: "Local Volumes", total: volumeRows.count, active: volumeRows.filter { !$0.users.isEmpty }.count,
                 size: volumeRows.reduce(0) { $0 + $1.size },
                 reclaimable: volumeRows.filter { $0.users.isEmpty }.reduce(0) { $0 + $1.size }),
-            DiskUsageRow(type: "Build Cache", total: 0, active: 0, size: 0, reclaimable: 0),
+            buildCacheUsage(chainsInUse: Set(chainsInUse)),
         ]
     }
 }
 
 extension Engine {
+    /// The build cache's line: its cached steps, those whose layer an image uses (active), and
+    /// the bytes of their layers (reclaimable: those no image uses, which `builder prune` frees).
+    func buildCacheUsage(chainsInUse: Set<String>) -> DiskUsageRow {
+        let records = (try? database.read { db in try BuildCacheRecord.fetchAll(db) }) ?? []
+        var size: Int64 = 0
+        var reclaimable: Int64 = 0
+        for record in records {
+            let bytes = (try? snapshotter.usage(record.chainID).size) ?? 0
+            size += bytes
+            if !chainsInUse.contains(record.chainID) { reclaimable += bytes }
+        }
+        return DiskUsageRow(
+            type: "Build Cache", total: records.count,
+            active: records.filter { chainsInUse.contains($0.chainID) }.count,
+            size: size, reclaimable: reclaimable)
+    }
+
     /// Each volume's size and the names of the containers that use it (`system df -v`).
     public func volumeUsage() throws -> [VolumeUsage] {
         let names = Dictionary(

@@ -226,8 +226,9 @@ import Testing
         #expect(run.stdout == "artifact\n", "\(run.stderr)")
     }
 
-    @Test func anUnchangedRebuildIsAllCacheAndAnEditRebuildsFromTheStepThatReadsIt() throws {
-        let daemon = try DaemonFixture()
+    @Test(arguments: ["overlay", "native"])
+    func anUnchangedRebuildIsAllCacheAndAnEditRebuildsFromTheStepThatReadsIt(driver: String) throws {
+        let daemon = try DaemonFixture(storageDriver: driver)
         defer { daemon.shutdown() }
         try daemon.loadBusybox()
         let context = try Self.context(
@@ -272,6 +273,9 @@ import Testing
         #expect(Self.inside(daemon, "cached", "cat /both") == "a\nB\n")
         let uncached = build(["--no-cache"])
         #expect(cachedSteps(uncached.log).isEmpty)
+        // system df counts the cached steps: the first build's five and the two the edit redid.
+        let df = daemon.atoll(["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])
+        #expect(df.stdout.contains("Build Cache 7\n"), "\(df.stdout)")
         // Pruning the cache keeps what images use; --all forgets every step.
         #expect(daemon.atoll(["builder", "prune", "-a"]).status == 0)
         #expect(cachedSteps(build().log).isEmpty)

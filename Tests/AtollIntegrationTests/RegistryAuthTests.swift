@@ -133,6 +133,12 @@ import Testing
         #expect(daemon.atoll(["rmi", name]).status == 0)
         let pull = daemon.atoll(["pull", "-q", name])
         #expect(pull.status == 0, "\(pull.stderr)")
+        // A build pulls a base image that is not here, with the same login.
+        #expect(daemon.atoll(["rmi", name]).status == 0)
+        let context = try BuildTests.context(
+            daemon, ["Dockerfile": "FROM \(name)\nRUN echo pulled > /p\n"], name: "private-base")
+        let build = daemon.atoll(["build", "-q", "-t", "from-private", context])
+        #expect(build.status == 0, "\(build.stderr)")
 
         let onCommandLine = daemon.atoll(["login", "-u", Self.user, "-p", Self.password, server])
         #expect(onCommandLine.status == 0, "\(onCommandLine.stderr)")

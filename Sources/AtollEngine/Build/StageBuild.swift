@@ -134,7 +134,10 @@ final class StageBuild: @unchecked Sendable {
     /// Takes the step's layer from the cache when there is one (and the build may use it).
     func fromCache(_ key: Digest, createdBy: String) -> Bool {
         guard !session.request.noCache, let record = builder.images.cachedStep(key.description),
-            let layer = record.layer, let diffID = try? Digest(parsing: record.diffID)
+            let layer = record.layer, let diffID = try? Digest(parsing: record.diffID),
+            // The layer must sit on this very parent: a parent step rerun with --no-cache may
+            // have made different layers under the same key since.
+            record.chainID == ChainID.chainID(state.config.rootfs.diffIDs + [diffID])?.description
         else { return false }
         state.addLayer(layer, diffID: diffID, chain: record.chainID, created: record.created, createdBy: createdBy)
         state.key = key
