@@ -15,6 +15,9 @@ public struct StageGraph: Sendable, Equatable {
     public let bases: [Source]
     /// Each stage's direct dependencies (stage indices), without duplicates.
     public let dependencies: [[Int]]
+    /// Where each `COPY --from` reads, by stage and by the instruction's position in the stage:
+    /// the builder takes the graph's answer, so that what a stage waits for is always built.
+    public let copySources: [[Int: Source]]
     /// The stages the target needs, each after the stages it depends on; the target is last.
     public let order: [Int]
     public var target: Int { order.last ?? 0 }
@@ -24,24 +27,28 @@ public struct StageGraph: Sendable, Equatable {
     public init(_ dockerfile: Dockerfile, target: String?, expand: (String) throws -> String) throws {
         let stages = dockerfile.stages
         guard !stages.isEmpty else { throw AtollError.invalidArgument("the Dockerfile has no FROM instruction") }
+        guard stages.count <= Self.maximumStages else {
+            throw AtollError.invalidArgument(
+                "the Dockerfile has \(stages.count) stages; at most \(Self.maximumStages) are supported")
+        }
         var bases: [Source] = []
         var dependencies: [[Int]] = []
+        var copySources: [[Int: Source]] = []
         for stage in stages {
             let base = try expand(stage.base)
             let source = Self.source(base, in: stages, before: stage.index)
             bases.append(source)
             var needs: [Int] = []
             if case .stage(let index) = source { needs.append(index) }
-            for instruction in stage.instructions {
+            var copies: [Int: Source] = [:]
+            for (position, instruction) in stage.instructions.enumerated() {
                 guard case .copy(let copy) = instruction.command, let from = copy.from else { continue }
-                let name = try expand(from)
-                if case .stage(let index) = try Self.copySource(name, in: stages, line: instruction.line),
-                    !needs.contains(index)
-                {
-                    needs.append(index)
-                }
+                let copySource = try Self.copySource(try expand(from), in: stages, line: instruction.line)
+                copies[position] = copySource
+                if case .stage(let index) = copySource, !needs.contains(index) { needs.append(index) }
             }
             dependencies.append(needs)
+            copySources.append(copies)
         }
         let targetIndex: Int
         if let target, !target.isEmpty {
@@ -54,8 +61,12 @@ public struct StageGraph: Sendable, Equatable {
         }
         self.bases = bases
         self.dependencies = dependencies
+        self.copySources = copySources
         order = try Self.order(from: targetIndex, dependencies: dependencies, stages: stages)
     }
+
+    /// More stages than any real Dockerfile has (the ordering walk recurses once per stage).
+    static let maximumStages = 1000
 
     /// A `FROM` value: "scratch", an earlier stage's name, else an image reference.
     static func source(_ base: String, in stages: [Stage], before index: Int) -> Source {

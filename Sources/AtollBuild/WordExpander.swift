@@ -127,8 +127,18 @@ private struct WordLexer {
         throw fail("missing closing double quote")
     }
 
+    /// How deep `${…}` substitutions nest so far: bounded, so that a hostile word cannot exhaust
+    /// the stack of the daemon that expands it.
+    var depth = 0
+    static let maximumDepth = 64
+
     /// Expands the `$` at `chars[i]`.
     private mutating func dollar() throws -> String {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maximumDepth else {
+            throw fail("substitutions nest more than \(Self.maximumDepth) deep")
+        }
         i += 1
         guard i < chars.count, chars[i] == "{" else {
             let name = self.name()

@@ -50,8 +50,9 @@ struct BuildCommand: AsyncParsableCommand {
         header.network = network
         // As docker build: the stored logins go along, for base images the daemon has to pull.
         let config = CLIConfigFile()
-        for registry in try config.registries() {
-            guard let login = try config.credentials(for: registry) else { continue }
+        for registry in (try? config.registries()) ?? [] {
+            // A damaged entry only matters to a pull that needs it, which then says so.
+            guard let login = try? config.credentials(for: registry) else { continue }
             var auth = Atoll_Engine_V1_RegistryAuth()
             (auth.username, auth.password) = login
             header.registryAuths[registry] = auth

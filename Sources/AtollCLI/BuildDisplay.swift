@@ -38,12 +38,13 @@ final class BuildDisplay: @unchecked Sendable {
             default: emit(step.cached ? " => CACHED \(text)" : " => \(text)")
             }
         case .output(let output)?:
-            var buffer = pendingLine[output.id, default: []] + Array(output.data)
-            while let newline = buffer.firstIndex(of: 10) {
-                line(output.id, Array(buffer[..<newline]))
-                buffer.removeFirst(newline + 1)
+            let buffer = pendingLine[output.id, default: []] + Array(output.data)
+            var start = 0
+            while let newline = buffer[start...].firstIndex(of: 10) {
+                line(output.id, Array(buffer[start..<newline]))
+                start = newline + 1
             }
-            pendingLine[output.id] = buffer
+            pendingLine[output.id] = Array(buffer[start...])
         case .done(let done)?:
             if let rest = pendingLine.removeValue(forKey: done.id), !rest.isEmpty { line(done.id, rest) }
             if mode == .plain && !cached.contains(done.id) {

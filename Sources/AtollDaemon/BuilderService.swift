@@ -6,6 +6,8 @@ import AtollOCI
 import AtollStorage
 import Foundation
 import GRPCCore
+import Glibc
+import Synchronization
 
 /// The Builder service: unpacks the streamed context into a directory of its own, runs the
 /// engine's builder and streams its events back. A client that goes away cancels the build.
@@ -47,6 +49,7 @@ struct BuilderService: Atoll_Engine_V1_Builder.SimpleServiceProtocol {
         )
         let (builder, images, registries) = (engine.builder, engine.images, self.registries)
         let (events, continuation) = AsyncStream<Atoll_Engine_V1_BuildEvent>.makeStream()
+        let pending = PendingOutput()
         let running = Task {
             defer { continuation.finish() }
             // A base image that is not here is pulled (with the CLI's logins), as docker build does.
@@ -59,6 +62,9 @@ struct BuilderService: Atoll_Engine_V1_Builder.SimpleServiceProtocol {
                 ) { _ in }
             }
             let result = try await builder.build(buildRequest, context: directory, pull: pull) { event in
+                // RUN output comes from the thread that reads the step's pipe: it waits while the
+                // client is behind, and the step then waits on its full pipe.
+                if case .output(_, let data) = event { pending.add(data.count) }
                 continuation.yield(Self.message(event))
             }
             var done = Atoll_Engine_V1_BuildEvent()
@@ -70,14 +76,19 @@ struct BuilderService: Atoll_Engine_V1_Builder.SimpleServiceProtocol {
         // cancelling this task: either way the build stops (its RUN steps are killed).
         try await withRPCCancellationHandler {
             do {
-                for await message in events { try await response.write(message) }
+                for await message in events {
+                    try await response.write(message)
+                    if case .output(let output)? = message.event { pending.remove(output.data.count) }
+                }
             } catch {
+                pending.close()
                 running.cancel()
                 _ = await running.result
                 throw error
             }
             try await running.value
         } onCancelRPC: {
+            pending.close()
             running.cancel()
         }
     }
@@ -114,4 +125,24 @@ struct BuilderService: Atoll_Engine_V1_Builder.SimpleServiceProtocol {
         }
         return message
     }
+}
+
+/// Bytes of RUN output queued for the client but not yet written: the producer waits above a
+/// bound, so a step that prints without end cannot fill the daemon's memory.
+final class PendingOutput: Sendable {
+    private let bytes = Atomic<Int>(0)
+    private let closed = Atomic<Bool>(false)
+    static let limit = 8 << 20
+
+    /// Counts `count` more bytes, first waiting (on the calling thread) until there is room or
+    /// nobody reads any more.
+    func add(_ count: Int) {
+        while bytes.load(ordering: .relaxed) > Self.limit && !closed.load(ordering: .relaxed) { usleep(1000) }
+        bytes.add(count, ordering: .relaxed)
+    }
+
+    /// The client is gone: producers stop waiting.
+    func close() { closed.store(true, ordering: .relaxed) }
+
+    func remove(_ count: Int) { bytes.subtract(count, ordering: .relaxed) }
 }

@@ -3,6 +3,7 @@ import AtollOCI
 import AtollStorage
 import Foundation
 import GRDB
+import Synchronization
 
 /// A build step that made a layer, found again by its cache key (a digest of the state it
 /// started from, the instruction and what it read). Its layer blob and its committed snapshot
@@ -44,7 +45,43 @@ public struct BuildCacheRecord: Codable, Sendable, Equatable, FetchableRecord, P
     }
 }
 
+/// What running builds use (layer blobs and the snapshots of their chains), by build: kept by
+/// garbage collection even when no image or cache record names them any more (a `builder prune`
+/// or an `rmi` of the base while the build runs).
+final class BuildLeases: Sendable {
+    private let held = Mutex<[String: (chains: Set<String>, blobs: Set<Digest>)]>([:])
+
+    func hold(_ build: String, chains: [String], blobs: [Digest]) {
+        held.withLock {
+            $0[build, default: ([], [])].chains.formUnion(chains)
+            $0[build, default: ([], [])].blobs.formUnion(blobs)
+        }
+    }
+
+    func release(_ build: String) { _ = held.withLock { $0.removeValue(forKey: build) } }
+
+    var all: (chains: Set<String>, blobs: Set<Digest>) {
+        held.withLock { leases in
+            var chains = Set<String>()
+            var blobs = Set<Digest>()
+            for lease in leases.values {
+                chains.formUnion(lease.chains)
+                blobs.formUnion(lease.blobs)
+            }
+            return (chains, blobs)
+        }
+    }
+}
+
 extension ImageService {
+    /// Keeps layers a running build uses from garbage collection until `releaseBuild`. Call it
+    /// with `contentLock` held (for reading), in the same hold that found or made them.
+    public func holdForBuild(_ build: String, chains: [String], blobs: [Digest]) {
+        buildLeases.hold(build, chains: chains, blobs: blobs)
+    }
+
+    public func releaseBuild(_ build: String) { buildLeases.release(build) }
+
     /// The cached step with this key, if its layer blob and snapshot are still whole; a record
     /// whose parts are gone is dropped.
     public func cachedStep(_ key: String) -> BuildCacheRecord? {

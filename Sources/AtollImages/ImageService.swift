@@ -21,6 +21,8 @@ public final class ImageService: Sendable {
     let usage: @Sendable (Database, String) -> Int
     /// Blobs others reference (the registry's repositories): never collected.
     let extraRoots: @Sendable (Database) throws -> Set<Digest>
+    /// Layers running builds use (see `holdForBuild`).
+    let buildLeases = BuildLeases()
     let logger = Logger(label: "atoll.images")
 
     public init(
@@ -264,8 +266,10 @@ public final class ImageService: Sendable {
             )
         }
         keepBlobs.formUnion(roots)
+        let leased = buildLeases.all
+        keepBlobs.formUnion(leased.blobs)
         keepBlobs.formUnion(try database.read { db in try BuildCacheRecord.fetchAll(db) }.compactMap(\.layer?.digest))
-        let keepChains = Set(chains)
+        let keepChains = Set(chains).union(leased.chains)
         for image in images {
             let manifest: ImageManifest
             do {

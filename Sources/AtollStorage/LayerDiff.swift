@@ -289,6 +289,8 @@ final class LayerDiffer {
     private func appendNode(_ directory: FileDescriptor, _ child: Child, path: String) throws {
         var item = Item(path: path, kind: .node, st: child.st)
         let type = child.st.st_mode & S_IFMT
+        // A socket a process left behind has no place in a layer (tar cannot hold one): skipped, as Docker does.
+        if type == S_IFSOCK { return }
         if type == S_IFLNK { item.symlink = try Syscall.readlink(child.name, at: directory.rawValue) }
         item.xattrs = try readXattrs(procPath(directory.rawValue, child.name))
         if type != S_IFDIR && child.st.st_nlink > 1 {

@@ -62,7 +62,8 @@ import Testing
                 # syntax=docker/dockerfile:1
                 ARG BASE=busybox
                 FROM $BASE:latest AS base
-                ENV A=1 B="two words"
+                ARG TARGETARCH
+                ENV A=1 B="two words" ARCH=$TARGETARCH
                 ENV C=${A}-x
                 WORKDIR /app
                 WORKDIR sub
@@ -83,6 +84,9 @@ import Testing
         let config = try Self.config(daemon, "demo:1")
         let env = config["Env"] as? [String] ?? []
         #expect(env.contains("A=1") && env.contains("B=two words") && env.contains("C=1-x"), "\(env)")
+        let arch = DaemonFixture.shell("dpkg --print-architecture").stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        #expect(env.contains("ARCH=\(arch)"), "the automatic platform ARGs: \(env)")
         #expect(config["WorkingDir"] as? String == "/app/sub")
         #expect(config["User"] as? String == "nobody")
         #expect(config["Entrypoint"] as? [String] == ["sh", "-c"])
@@ -197,6 +201,31 @@ import Testing
         #expect(Self.leftovers(daemon).isEmpty, "\(Self.leftovers(daemon))")
     }
 
+    @Test func copyingOntoASymlinkedDirectoryFollowsItInsideTheImage() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        // A usrmerge-style link (/lib2 → usr/lib2), and an absolute link that would leave the
+        // root if it were followed on the host.
+        let context = try Self.context(
+            daemon,
+            [
+                "Dockerfile": """
+                FROM busybox
+                RUN mkdir -p /usr/lib2 && ln -s usr/lib2 /lib2 && ln -s /etc /escape
+                COPY tree/ /
+                """,
+                "tree/lib2/module.so": "module\n",
+                "tree/escape/planted": "inside\n",
+            ])
+        let build = daemon.atoll(["build", "-q", "-t", "merged", context])
+        #expect(build.status == 0, "\(build.stderr)")
+        #expect(
+            Self.inside(daemon, "merged", "test -L /lib2 && cat /usr/lib2/module.so /etc/planted")
+                == "module\ninside\n")
+        #expect(!FileManager.default.fileExists(atPath: "/etc/planted"), "nothing is written on the host")
+    }
+
     @Test func stagesCopyFromEachOtherAndFromImagesAndTargetPicksOne() throws {
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
@@ -206,7 +235,7 @@ import Testing
             [
                 "Dockerfile": """
                 FROM busybox AS builder
-                RUN mkdir /out && echo artifact > /out/app
+                RUN mkdir /out && echo artifact > /out/app && mkfifo /out/pipe
                 FROM scratch AS minimal
                 COPY --from=builder /out/app /app
                 COPY --from=busybox:latest /bin/busybox /bin/sh
@@ -219,6 +248,8 @@ import Testing
         let build = daemon.atoll(["build", "-q", "-t", "multi", context])
         #expect(build.status == 0, "\(build.stderr)")
         #expect(daemon.atoll(["run", "--rm", "--network", "none", "multi"]).stdout == "artifact\nartifact\n")
+        // A fifo among the files is copied as a fifo (inside a directory), never opened.
+        #expect(Self.inside(daemon, "multi", "test -p /opt/pipe && echo fifo") == "fifo\n")
         let target = daemon.atoll(["build", "-q", "-t", "min", "--target", "minimal", context])
         #expect(target.status == 0, "\(target.stderr)")
         #expect(try Self.layerCount(daemon, "min") == 2)
@@ -319,6 +350,7 @@ import Testing
             "→ \"a\" →"
         ),
         ("FROM 127.0.0.1:9/nothing:1\n", "127.0.0.1:9/nothing:1", "is not here and cannot be pulled"),
+        ("FROM --platform=linux/s390x busybox\n", "FROM --platform=linux/s390x", "builds for"),
     ])
     func badDockerfilesFailClearlyAndLeaveNothing(dockerfile: String, first: String, second: String) throws {
         let daemon = try DaemonFixture()

@@ -36,9 +36,21 @@ extension StageBuild {
         let origin: CopyOrigin
         var identity: [String]
         if let from = copy.from {
-            let name = try expander.expand(from)
-            switch try StageGraph.copySource(name, in: session.dockerfile.stages, line: instruction.line) {
+            // The graph's answer, expanded with the meta args as the graph saw it; an ONBUILD
+            // trigger's --from is worked out here (and may only name a stage this build builds).
+            let graphSource = position.flatMap { session.graph.copySources[stage.index][$0] }
+            let source =
+                try graphSource
+                ?? StageGraph.copySource(
+                    try WordExpander(environment: session.metaArgs, escape: session.dockerfile.escape).expand(from),
+                    in: session.dockerfile.stages, line: instruction.line)
+            switch source {
             case .stage(let index):
+                // The graph cannot see a trigger's stages, so one could wait on itself: refused.
+                guard position != nil else {
+                    throw AtollError(
+                        .unsupported, "ONBUILD \(keyword) --from=\(from) names a stage: only images can be named there")
+                }
                 let source = try await board.result(of: index)
                 origin = .snapshot(source.topChain)
                 identity = ["stage", source.key.description]
@@ -64,7 +76,7 @@ extension StageBuild {
         let key = CacheKey.derive(
             state.key,
             [keyword, destination, chown ?? "", chmod.map { String($0, radix: 8) } ?? ""] + sources + identity)
-        if fromCache(key, createdBy: createdBy) {
+        if try await fromCache(key, createdBy: createdBy) {
             report(true)
             return
         }

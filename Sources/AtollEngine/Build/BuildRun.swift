@@ -29,7 +29,7 @@ extension StageBuild {
         }
         let environment = runEnvironment()
         let key = CacheKey.derive(state.key, ["RUN", network] + arguments + ["ENV"] + environment)
-        if fromCache(key, createdBy: createdBy) {
+        if try await fromCache(key, createdBy: createdBy) {
             report(true)
             return
         }
@@ -105,12 +105,12 @@ extension Builder {
         let bundle = "\(workspace.directory)/\(name)"
         let rootfs = "\(bundle)/rootfs"
         try Syscall.mkdirAll(rootfs, mode: 0o755)
-        for mount in try snapshotter.mounts(key) { try mount.mount(at: rootfs) }
         defer {
             try? runtime.delete(name, force: true)
             try? Mount.unmountAll(at: rootfs)
-            try? FileSystem.removeTree(bundle)
+            BuildWorkspace.remove(bundle)
         }
+        for mount in try snapshotter.mounts(key) { try mount.mount(at: rootfs) }
         let placeholders = try MountPlaceholders(rootfs: rootfs)
         let spec = try makeSpec(step, rootfs: rootfs, bundle: bundle, name: name)
         let encoder = JSONEncoder()
@@ -159,6 +159,8 @@ extension Builder {
             input.networkNamespace = nil
         } else {
             input.hostNetwork = true
+            // On the host's network a step must not see or forge the host's traffic.
+            input.capDrop = ["NET_RAW"]
             // Name resolution as the host has it, over the image's own files when it has them.
             for file in ["hosts", "resolv.conf"] where RootedPath.isRegularFile("etc/\(file)", in: root) {
                 let copy = "\(bundle)/\(file)"
@@ -184,10 +186,14 @@ extension Builder {
         var tail: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         var killed = false
+        var lastKill = ContinuousClock.now - .seconds(1)
         while true {
-            if cancelled.isSet && !killed {
-                // Retried on each pass: the container may not exist yet when the build is cancelled.
+            if cancelled.isSet && !killed && ContinuousClock.now - lastKill > .milliseconds(250) {
+                // Retried (4 times a second at most): the container may not exist yet when the
+                // build is cancelled. Without a container the runtime process itself goes.
+                lastKill = .now
                 killed = (try? runtime.kill(name, signal: SIGKILL, all: true)) != nil
+                if !killed && !runtime.knows(name) { Glibc.kill(pid, SIGKILL) }
             }
             var descriptor = pollfd(fd: reader.rawValue, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, 200)

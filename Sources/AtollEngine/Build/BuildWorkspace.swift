@@ -48,8 +48,10 @@ public final class BuildWorkspace: Sendable {
         return key
     }
 
+    /// Removes a snapshot the build no longer needs; one that cannot be removed now stays on
+    /// the list for `close()` to retry.
     func discard(_ key: String) {
-        try? snapshotter.remove(key)
+        guard (try? snapshotter.remove(key)) != nil else { return }
         active.withLock { _ = $0.remove(key) }
     }
 
@@ -61,7 +63,8 @@ public final class BuildWorkspace: Sendable {
             try? Mount.unmountAll(at: target)
             rmdir(target)
         }
-        for mount in try snapshotter.mounts(key) { try mount.mount(at: target) }
+        let mounts = try snapshotter.mounts(key)
+        for mount in mounts { try mount.mount(at: target) }
         return try body(target)
     }
 
@@ -71,17 +74,20 @@ public final class BuildWorkspace: Sendable {
     /// collection never sees the blob or the snapshot unowned.
     func commit(_ key: String, over state: inout ImageState, cacheKey: Digest, createdBy: String) throws {
         let created = RFC3339.now()
+        // The diff is written into the ingest directory first (garbage collection leaves it
+        // alone), so the content lock is held only for the moves and records.
+        let temporary = "\(content.ingestDirectory)/\(nextName("layer"))"
+        let applied: AppliedLayer
+        do {
+            let file = try Syscall.open(temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+            defer { file.close() }
+            applied = try diff(key, parent: state.topChain, to: file)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        defer { unlink(temporary) }  // gone already once adopted
         try images.contentLock.withReadLock {
-            let temporary = "\(content.ingestDirectory)/\(nextName("layer"))"
-            let applied: AppliedLayer
-            do {
-                let file = try Syscall.open(temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
-                defer { file.close() }
-                applied = try diff(key, parent: state.topChain, to: file)
-            } catch {
-                unlink(temporary)
-                throw error
-            }
             let blob = try content.adopt(temporary, as: applied.compressedDigest)
             let layer = Descriptor(mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size)
             let chain = ChainID.chainID(state.config.rootfs.diffIDs + [applied.diffID])?.description ?? ""
@@ -100,6 +106,7 @@ public final class BuildWorkspace: Sendable {
                 BuildCacheRecord(
                     key: cacheKey.description, chainID: chain, diffID: applied.diffID, layer: layer, created: created))
             state.addLayer(layer, diffID: applied.diffID, chain: chain, created: created, createdBy: createdBy)
+            hold(state)
         }
     }
 
@@ -116,8 +123,17 @@ public final class BuildWorkspace: Sendable {
         return try Layer.diff(lower: try snapshotter.mounts(view), upper: upper, to: output, compression: .gzip)
     }
 
+    /// Keeps the layers of `state` from garbage collection while the build runs. Call it with
+    /// the content lock held, in the same hold that found or made them.
+    func hold(_ state: ImageState) {
+        images.holdForBuild(
+            id, chains: ChainID.chainIDs(state.config.rootfs.diffIDs).map(\.description),
+            blobs: state.layers.map(\.digest))
+    }
+
     /// Removes every snapshot and directory the build made and did not commit.
     func close() {
+        images.releaseBuild(id)
         for key in active.withLock({ $0 }) { try? snapshotter.remove(key) }
         active.withLock { $0.removeAll() }
         Self.remove(directory)

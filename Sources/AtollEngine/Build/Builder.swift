@@ -59,7 +59,7 @@ public final class Builder: Sendable {
                 "invalid --network \"\(request.network)\" for a build: want default, none or host")
         }
         let dockerfile = try Dockerfile.parse(request.dockerfile, name: request.dockerfileName)
-        let metaArgs = try Self.metaArgs(dockerfile, buildArgs: request.buildArgs)
+        let metaArgs = try Self.metaArgs(dockerfile, buildArgs: request.buildArgs, platform: platform)
         let expander = WordExpander(environment: metaArgs, escape: dockerfile.escape)
         let graph = try StageGraph(dockerfile, target: request.target) { try expander.expand($0) }
 
@@ -69,7 +69,7 @@ public final class Builder: Sendable {
         let session = BuildSession(
             builder: self, request: request, dockerfile: dockerfile, graph: graph, metaArgs: metaArgs,
             context: context, workspace: workspace, pull: pull, events: events)
-        let states = StageBoard()
+        let states = StageBoard(building: Set(graph.order))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in graph.order {
                 group.addTask {
@@ -91,6 +91,7 @@ public final class Builder: Sendable {
         }
         state.config.created = state.created ?? state.config.created
         let unused = Set(request.buildArgs.keys).subtracting(session.consumedArgs).subtracting(Self.predefinedArgs)
+            .subtracting(Self.platformArgs(platform).keys)
         if !unused.isEmpty {
             events(.warning("one or more build-args \(unused.sorted()) were not consumed"))
         }
@@ -108,15 +109,31 @@ public final class Builder: Sendable {
     }
 
     /// The values of the ARGs before the first FROM: a --build-arg, else the default (which may
-    /// use the ARGs before it).
-    static func metaArgs(_ dockerfile: Dockerfile, buildArgs: [String: String]) throws -> [String: String] {
-        var values: [String: String] = [:]
+    /// use the ARGs before it); and BuildKit's automatic platform ARGs (`TARGETARCH`, ...), which
+    /// a stage uses by declaring them (`ARG TARGETARCH`).
+    static func metaArgs(_ dockerfile: Dockerfile, buildArgs: [String: String], platform: Platform) throws
+        -> [String: String]
+    {
+        var values = platformArgs(platform)
         for arg in dockerfile.metaArgs {
             if let given = buildArgs[arg.name] {
                 values[arg.name] = given
             } else if let value = arg.defaultValue {
                 values[arg.name] = try WordExpander(environment: values, escape: dockerfile.escape).expand(value)
             }
+        }
+        return values
+    }
+
+    /// TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT and the same for BUILD: this host's
+    /// platform (Atoll builds for the platform it runs on).
+    static func platformArgs(_ platform: Platform) -> [String: String] {
+        var values: [String: String] = [:]
+        for prefix in ["TARGET", "BUILD"] {
+            values["\(prefix)PLATFORM"] = platform.description
+            values["\(prefix)OS"] = platform.os
+            values["\(prefix)ARCH"] = platform.architecture
+            values["\(prefix)VARIANT"] = platform.variant ?? ""
         }
         return values
     }
@@ -164,18 +181,40 @@ final class BuildSession: Sendable {
     var consumedArgs: Set<String> { consumed.withLock { $0 } }
 }
 
-/// Each stage's outcome, awaited by the stages that build on it or copy from it.
+/// Each stage's outcome, awaited by the stages that build on it or copy from it. Only stages the
+/// build builds can be awaited, and a waiter that is cancelled stops waiting.
 actor StageBoard {
+    private let building: Set<Int>
     private var results: [Int: Result<ImageState, any Error>] = [:]
-    private var waiters: [Int: [CheckedContinuation<ImageState, any Error>]] = [:]
+    private var waiters: [Int: [UUID: CheckedContinuation<ImageState, any Error>]] = [:]
+
+    init(building: Set<Int>) { self.building = building }
 
     func publish(_ index: Int, _ result: Result<ImageState, any Error>) {
         results[index] = result
-        for waiter in waiters.removeValue(forKey: index) ?? [] { waiter.resume(with: result) }
+        for waiter in (waiters.removeValue(forKey: index) ?? [:]).values { waiter.resume(with: result) }
     }
 
     func result(of index: Int) async throws -> ImageState {
         if let result = results[index] { return try result.get() }
-        return try await withCheckedThrowingContinuation { waiters[index, default: []].append($0) }
+        guard building.contains(index) else {
+            throw AtollError.invalidArgument("stage \(index) is not part of this build (named by an ONBUILD trigger?)")
+        }
+        let token = UUID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else {
+                    waiters[index, default: [:]][token] = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.cancel(index, token) }
+        }
+    }
+
+    private func cancel(_ index: Int, _ token: UUID) {
+        waiters[index]?.removeValue(forKey: token)?.resume(throwing: CancellationError())
     }
 }

@@ -51,7 +51,7 @@ struct CopyPlan: Sendable {
         let rootFD = try Syscall.open(root, flags: O_RDONLY | O_DIRECTORY)
         defer { rootFD.close() }
         let owner = try resolveOwner(root: root)
-        let copier = FileCopier(owner: owner ?? (keepOwners ? nil : (0, 0)), mode: chmod)
+        let copier = FileCopier(root: rootFD.rawValue, owner: owner ?? (keepOwners ? nil : (0, 0)), mode: chmod)
         func directory(_ path: String) throws -> FileDescriptor {
             try RootedPath.makeDirectories(path, in: rootFD, owner: owner)
         }
@@ -74,7 +74,11 @@ struct CopyPlan: Sendable {
                     defer { target.close() }
                     let source = try Syscall.open("/proc/self/fd/\(match.file.rawValue)", flags: O_RDONLY | O_DIRECTORY)
                     defer { source.close() }
-                    try copier.copyContents(of: source, into: target)
+                    try copier.copyContents(of: source, into: target, at: destination)
+                } else if match.status.st_mode & S_IFMT != S_IFREG {
+                    // A fifo, socket or device named as a source is never opened (a fifo would
+                    // block, a device would act), and Docker copies none of them either.
+                    continue
                 } else if extractArchives, let archive = try ArchiveCheck.openIfArchive(match.file) {
                     defer { archive.close() }
                     let target = try directory(destination)

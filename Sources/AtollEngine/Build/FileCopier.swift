@@ -7,16 +7,20 @@ import Glibc
 /// Copies files into a directory of an image's root for COPY: never follows a symlink on either
 /// side (links are copied as links), replaces what is in the way, and sets owner, mode and times.
 struct FileCopier {
+    /// The image's root (open for as long as the copier is used): a symlink to a directory in
+    /// the way of a directory is followed inside it, as on a usrmerge image (`/lib → usr/lib`).
+    var root: Int32
     /// Every entry's owner (the context's files belong to root); nil keeps the source's.
     var owner: (uid_t, gid_t)?
     /// `--chmod`: every entry's mode; nil keeps the source's.
     var mode: mode_t?
 
-    /// Copies what the directory `source` holds into the directory `target`.
-    func copyContents(of source: FileDescriptor, into target: FileDescriptor) throws {
+    /// Copies what the directory `source` holds into the directory `target`, which is `path`
+    /// in the image.
+    func copyContents(of source: FileDescriptor, into target: FileDescriptor, at path: String) throws {
         for entry in try FileSystem.listDirectory(source).sorted(by: { $0.name < $1.name }) {
             let status = try Syscall.stat(entry.name, at: source.rawValue, followSymlinks: false)
-            try copy(entry.name, in: source, status: status, named: entry.name, into: target)
+            try copy(entry.name, in: source, status: status, named: entry.name, into: target, at: path)
         }
     }
 
@@ -41,13 +45,24 @@ struct FileCopier {
 
     private func copy(
         _ sourceName: String, in sourceDirectory: FileDescriptor, status: stat, named name: String,
-        into target: FileDescriptor
+        into target: FileDescriptor, at path: String
     ) throws {
         let uid = owner?.0 ?? status.st_uid
         let gid = owner?.1 ?? status.st_gid
         let permissions = mode ?? (status.st_mode & 0o7777)
         switch status.st_mode & S_IFMT {
         case S_IFDIR:
+            let childPath = path.hasSuffix("/") ? path + name : "\(path)/\(name)"
+            let from = try Syscall.openat2(
+                sourceDirectory.rawValue, sourceName, flags: O_RDONLY | O_DIRECTORY,
+                resolve: UInt64(ATOLL_RESOLVE_BENEATH | ATOLL_RESOLVE_NO_SYMLINKS))
+            defer { from.close() }
+            if let linked = linkedDirectory(name, in: target, at: childPath) {
+                // Merge into the directory the link names; that directory keeps its own metadata.
+                defer { linked.close() }
+                try copyContents(of: from, into: linked, at: childPath)
+                return
+            }
             try replace(name, in: target, with: S_IFDIR)
             if mkdirat(target.rawValue, name, 0o700) != 0 && errno != EEXIST {
                 throw SystemCallError(call: "mkdirat", subject: name, errno: errno)
@@ -56,11 +71,7 @@ struct FileCopier {
                 target.rawValue, name, flags: O_RDONLY | O_DIRECTORY,
                 resolve: UInt64(ATOLL_RESOLVE_BENEATH | ATOLL_RESOLVE_NO_SYMLINKS))
             defer { into.close() }
-            let from = try Syscall.openat2(
-                sourceDirectory.rawValue, sourceName, flags: O_RDONLY | O_DIRECTORY,
-                resolve: UInt64(ATOLL_RESOLVE_BENEATH | ATOLL_RESOLVE_NO_SYMLINKS))
-            defer { from.close() }
-            try copyContents(of: from, into: into)
+            try copyContents(of: from, into: into, at: childPath)
             fchown(into.rawValue, uid, gid)
             fchmod(into.rawValue, permissions)
             var times = [status.st_atim, status.st_mtim]
@@ -121,6 +132,15 @@ struct FileCopier {
         fchmod(output.rawValue, mode ?? (status.st_mode & 0o7777))
         var times = [status.st_atim, status.st_mtim]
         futimens(output.rawValue, &times)
+    }
+
+    /// The directory a symlink at `name` leads to, resolved inside the image's root; nil when
+    /// `name` is no symlink or leads to no directory.
+    private func linkedDirectory(_ name: String, in target: FileDescriptor, at path: String) -> FileDescriptor? {
+        guard let existing = try? Syscall.stat(name, at: target.rawValue, followSymlinks: false),
+            existing.st_mode & S_IFMT == S_IFLNK
+        else { return nil }
+        return try? Syscall.openat2(root, path, flags: O_RDONLY | O_DIRECTORY, resolve: RootedPath.inRoot)
     }
 
     /// Clears the way for a new entry of `type` at `name`: an existing entry goes, except a

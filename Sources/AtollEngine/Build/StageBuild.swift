@@ -20,6 +20,8 @@ final class StageBuild: @unchecked Sendable {
     var cmdSet = false
     let label: String
     var number = 1
+    /// The instruction's position in the stage (nil while ONBUILD triggers run).
+    var position: Int?
 
     init(session: BuildSession, index: Int, board: StageBoard) {
         self.session = session
@@ -46,8 +48,9 @@ final class StageBuild: @unchecked Sendable {
                 try await step(instruction, shown: "ONBUILD \(instruction.text)")
             }
         }
-        for instruction in stage.instructions {
+        for (position, instruction) in stage.instructions.enumerated() {
             number += 1
+            self.position = position
             try await step(instruction, shown: instruction.text)
         }
         return state
@@ -55,6 +58,17 @@ final class StageBuild: @unchecked Sendable {
 
     /// The state `FROM` starts from.
     private func base() async throws -> ImageState {
+        if let requested = stage.platform {
+            let expanded = try WordExpander(environment: session.metaArgs, escape: session.dockerfile.escape)
+                .expand(requested)
+            let wanted = try Platform(parsing: expanded)
+            guard PlatformMatcher(builder.platform).matches(wanted) else {
+                throw AtollError(
+                    .unsupported,
+                    "\(session.request.dockerfileName):\(stage.line): FROM --platform=\(expanded): this host builds for \(builder.platform) only"
+                )
+            }
+        }
         switch session.graph.bases[stage.index] {
         case .scratch:
             return .scratch(platform: builder.platform)
@@ -67,6 +81,7 @@ final class StageBuild: @unchecked Sendable {
 
     /// Runs one instruction, reporting it as a step.
     private func step(_ instruction: Instruction, shown: String) async throws {
+        try Task.checkCancellation()
         let id = session.nextStepID()
         let started = ContinuousClock.now
         var reported = false
@@ -132,22 +147,35 @@ final class StageBuild: @unchecked Sendable {
     }
 
     /// Takes the step's layer from the cache when there is one (and the build may use it).
-    func fromCache(_ key: Digest, createdBy: String) -> Bool {
-        guard !session.request.noCache, let record = builder.images.cachedStep(key.description),
-            let layer = record.layer, let diffID = try? Digest(parsing: record.diffID),
-            // The layer must sit on this very parent: a parent step rerun with --no-cache may
-            // have made different layers under the same key since.
-            record.chainID == ChainID.chainID(state.config.rootfs.diffIDs + [diffID])?.description
-        else { return false }
-        state.addLayer(layer, diffID: diffID, chain: record.chainID, created: record.created, createdBy: createdBy)
-        state.key = key
+    func fromCache(_ key: Digest, createdBy: String) async throws -> Bool {
+        guard !session.request.noCache else { return false }
+        let (images, workspace, current) = (builder.images, session.workspace, state)
+        // Found and held in one hold of the content lock, so that no collection comes between.
+        let cached: ImageState? = try await BlockingWork.run {
+            images.contentLock.withReadLock {
+                guard let record = images.cachedStep(key.description), let layer = record.layer,
+                    let diffID = try? Digest(parsing: record.diffID),
+                    // The layer must sit on this very parent: a parent step rerun with --no-cache
+                    // may have made different layers under the same key since.
+                    record.chainID == ChainID.chainID(current.config.rootfs.diffIDs + [diffID])?.description
+                else { return nil }
+                var next = current
+                next.addLayer(
+                    layer, diffID: diffID, chain: record.chainID, created: record.created, createdBy: createdBy)
+                next.key = key
+                workspace.hold(next)
+                return next
+            }
+        }
+        guard let cached else { return false }
+        state = cached
         return true
     }
 
     /// WORKDIR creates its directory when the tree lacks it, in a layer of its own, as Docker
     /// does. Returns whether it made (or took from the cache) that layer.
     private func makeDirectory(_ path: String, key: Digest, createdBy: String) async throws -> Bool {
-        if fromCache(key, createdBy: createdBy) { return true }
+        if try await fromCache(key, createdBy: createdBy) { return true }
         let workspace = session.workspace
         return try await commitStep(key: key, createdBy: createdBy) { snapshot in
             try await BlockingWork.run {
@@ -221,8 +249,16 @@ extension BuildSession {
     /// The state an image starts a stage from (or COPY --from reads): the image here, else the
     /// image pulled from its registry, as `docker build` does.
     func imageState(_ reference: String) async throws -> ImageState {
+        let (builder, workspace) = (self.builder, self.workspace)
+        @Sendable func held() throws -> ImageState {
+            try builder.images.contentLock.withReadLock {
+                let state = try builder.imageState(reference)
+                workspace.hold(state)
+                return state
+            }
+        }
         do {
-            return try await BlockingWork.run { [builder] in try builder.imageState(reference) }
+            return try await BlockingWork.run { try held() }
         } catch {
             guard let missing = error as? AtollError, missing.code == .notFound, let pull else { throw error }
             do {
@@ -231,7 +267,7 @@ extension BuildSession {
                 throw AtollError(
                     .notFound, "base image \"\(reference)\" is not here and cannot be pulled", cause: error)
             }
-            return try await BlockingWork.run { [builder] in try builder.imageState(reference) }
+            return try await BlockingWork.run { try held() }
         }
     }
 }
