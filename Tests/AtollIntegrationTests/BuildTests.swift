@@ -226,6 +226,32 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "/etc/planted"), "nothing is written on the host")
     }
 
+    @Test func runStepsGetTheHostsNameServersWithoutLeavingMountPointsAndWorkdirBelongsToUser() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        let context = try Self.context(
+            daemon,
+            [
+                "Dockerfile": """
+                FROM busybox
+                RUN --network=none rm -f /etc/resolv.conf /etc/hosts
+                RUN test -e /etc/resolv.conf && echo "resolv.conf mounted" || true
+                RUN --network=none test ! -e /etc/resolv.conf && echo "no mount point left"
+                USER nobody
+                WORKDIR /home/nobody/app
+                RUN touch made-by-nobody && ls -ln made-by-nobody
+                """
+            ])
+        let build = daemon.atoll(["build", "--progress", "plain", "-t", "dns", context])
+        #expect(build.status == 0, "\(build.stderr)")
+        if FileManager.default.fileExists(atPath: "/etc/resolv.conf") {
+            #expect(build.stderr.contains("resolv.conf mounted"), "\(build.stderr)")
+        }
+        #expect(build.stderr.contains("no mount point left"), "\(build.stderr)")
+        #expect(build.stderr.contains(" 65534 "), "the file belongs to nobody: \(build.stderr)")
+    }
+
     @Test func stagesCopyFromEachOtherAndFromImagesAndTargetPicksOne() throws {
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }

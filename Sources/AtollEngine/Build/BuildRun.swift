@@ -161,8 +161,8 @@ extension Builder {
             input.hostNetwork = true
             // On the host's network a step must not see or forge the host's traffic.
             input.capDrop = ["NET_RAW"]
-            // Name resolution as the host has it, over the image's own files when it has them.
-            for file in ["hosts", "resolv.conf"] where RootedPath.isRegularFile("etc/\(file)", in: root) {
+            // Name resolution as the host has it (mount points the image lacks are removed after).
+            for file in ["hosts", "resolv.conf"] where FileSystem.exists("/etc/\(file)") {
                 let copy = "\(bundle)/\(file)"
                 try FileSystem.writeFile(copy, (try? FileSystem.readFile("/etc/\(file)")) ?? [])
                 input.etcFiles.append(("/etc/\(file)", copy))
@@ -210,28 +210,45 @@ extension Builder {
     }
 }
 
-/// The mount points a runtime creates in a root that lacks them (/proc, /sys, /dev): noted
-/// before a RUN so that those it made can be removed before the layer is taken.
+/// The mount points a runtime creates in a root that lacks them (/proc, /sys, /dev, and /etc
+/// with the hosts and resolv.conf files mounted there): noted before a RUN so that those it made
+/// can be removed before the layer is taken. Nothing is followed through a link.
 struct MountPlaceholders {
     let rootfs: String
-    let missing: [String]
+    let missingDirectories: [String]
+    let missingFiles: [String]
+    static let beneath = UInt64(ATOLL_RESOLVE_BENEATH | ATOLL_RESOLVE_NO_SYMLINKS)
 
     init(rootfs: String) throws {
         self.rootfs = rootfs
         let root = try Syscall.open(rootfs, flags: O_RDONLY | O_DIRECTORY)
         defer { root.close() }
-        missing = ["proc", "sys", "dev"].filter {
+        missingDirectories = ["proc", "sys", "dev", "etc"].filter {
             (try? Syscall.stat($0, at: root.rawValue, followSymlinks: false)) == nil
+        }
+        let etc = try? Syscall.openat2(root.rawValue, "etc", flags: O_RDONLY | O_DIRECTORY, resolve: Self.beneath)
+        defer { etc?.close() }
+        missingFiles = ["hosts", "resolv.conf"].filter { name in
+            guard let etc else { return true }
+            return (try? Syscall.stat(name, at: etc.rawValue, followSymlinks: false)) == nil
         }
     }
 
     func removeCreated() {
         guard let root = try? Syscall.open(rootfs, flags: O_RDONLY | O_DIRECTORY) else { return }
         defer { root.close() }
-        for name in missing {
-            // Only an empty directory, never through a link: the command may have replaced it.
-            unlinkat(root.rawValue, name, AT_REMOVEDIR)
+        if let etc = try? Syscall.openat2(root.rawValue, "etc", flags: O_RDONLY | O_DIRECTORY, resolve: Self.beneath) {
+            defer { etc.close() }
+            for name in missingFiles {
+                // Only the empty file the runtime made to mount on; anything else the step wrote.
+                guard let status = try? Syscall.stat(name, at: etc.rawValue, followSymlinks: false),
+                    status.st_mode & S_IFMT == S_IFREG, status.st_size == 0
+                else { continue }
+                unlinkat(etc.rawValue, name, 0)
+            }
         }
+        // Only empty directories go: the command may have put something in them.
+        for name in missingDirectories { unlinkat(root.rawValue, name, AT_REMOVEDIR) }
     }
 }
 

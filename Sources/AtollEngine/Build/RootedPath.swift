@@ -40,15 +40,4 @@ enum RootedPath {
         }
         return current
     }
-
-    /// Whether `path` (relative) is a regular file under `root`, not reached through a symlink.
-    static func isRegularFile(_ path: String, in root: FileDescriptor) -> Bool {
-        guard
-            let file = try? Syscall.openat2(
-                root.rawValue, path, flags: Int32(ATOLL_O_PATH) | O_NOFOLLOW,
-                resolve: UInt64(ATOLL_RESOLVE_BENEATH | ATOLL_RESOLVE_NO_SYMLINKS))
-        else { return false }
-        defer { file.close() }
-        return (try? Syscall.stat(fd: file.rawValue)).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
-    }
 }

@@ -2,6 +2,7 @@ import AtollBuild
 import AtollCore
 import AtollImages
 import AtollOCI
+import AtollRuntime
 import CAtollShim
 import Foundation
 import Glibc
@@ -176,7 +177,7 @@ final class StageBuild: @unchecked Sendable {
     /// does. Returns whether it made (or took from the cache) that layer.
     private func makeDirectory(_ path: String, key: Digest, createdBy: String) async throws -> Bool {
         if try await fromCache(key, createdBy: createdBy) { return true }
-        let workspace = session.workspace
+        let (workspace, user) = (session.workspace, state.runConfig.user ?? "")
         return try await commitStep(key: key, createdBy: createdBy) { snapshot in
             try await BlockingWork.run {
                 try workspace.withMounted(snapshot) { root -> Bool in
@@ -188,7 +189,9 @@ final class StageBuild: @unchecked Sendable {
                         existing.close()
                         return false
                     }
-                    try RootedPath.makeDirectories(path, in: rootFD, owner: nil).close()
+                    // Made for the stage's USER, as BuildKit does (root when the image lacks the user).
+                    let owner = (try? UserLookup.resolve(user, rootfs: root)).map { ($0.uid, $0.gid) }
+                    try RootedPath.makeDirectories(path, in: rootFD, owner: owner).close()
                     return true
                 }
             }
