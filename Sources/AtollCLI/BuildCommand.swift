@@ -11,8 +11,8 @@ struct BuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build", abstract: "Build an image from a Dockerfile.",
         discussion: """
-            The context directory is sent to atolld as a tar, leaving out what its .dockerignore
-            excludes. Stages that do not depend on each other build at the same time; a step whose
+            The context directory is sent to atolld as a tar, leaving out what its .dockerignore \
+            excludes. Stages that do not depend on each other build at the same time; a step whose \
             parent, instruction and input files are unchanged comes from the cache.
             """)
 
