@@ -1,4 +1,5 @@
 import AtollCore
+import AtollStorage
 import CArchive
 import Glibc
 
@@ -122,12 +123,7 @@ private final class ContextArchiveWriter {
     }
 
     private func failure(_ context: String) -> any Error {
-        sink.pendingError ?? AtollError.internalError("\(context): \(archiveErrorText())")
-    }
-
-    private func archiveErrorText() -> String {
-        guard let text = archive_error_string(archive) else { return "unknown libarchive error" }
-        return String(cString: text).lowercased()
+        sink.pendingError ?? AtollError.internalError("\(context): \(archiveErrorText(archive))")
     }
 
     func run(_ root: FileDescriptor) throws {

@@ -71,6 +71,20 @@ extension Mount {
         throw AtollError(.internalError, "unmount \(target): more than 256 mounts stacked there")
     }
 
+    /// Unmounts every mount strictly below `directory` (deepest first), so that removing the
+    /// directory's files can never reach into a mounted tree. Failures are left to the removal.
+    public static func unmountAll(below directory: String) {
+        guard let bytes = try? FileSystem.readFile("/proc/self/mountinfo") else { return }
+        var points: [String] = []
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard fields.count > 4 else { continue }
+            let point = unescapeMountInfo(String(fields[4]))
+            if point.hasPrefix(directory + "/") { points.append(point) }
+        }
+        for point in points.sorted(by: { $0.count > $1.count }) { try? unmountAll(at: point) }
+    }
+
     /// Whether `path` is currently a mount point in this process's mount namespace.
     public static func isMountPoint(_ path: String) -> Bool {
         guard let bytes = try? FileSystem.readFile("/proc/self/mountinfo") else { return false }

@@ -181,7 +181,7 @@ func tarWriteCallback(
 }
 
 /// libarchive's last error as text.
-func archiveErrorText(_ archive: OpaquePointer?) -> String {
+public func archiveErrorText(_ archive: OpaquePointer?) -> String {
     guard let archive, let text = archive_error_string(archive) else { return "unknown libarchive error" }
     return String(cString: text).lowercased()
 }

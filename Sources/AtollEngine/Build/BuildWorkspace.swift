@@ -142,15 +142,7 @@ public final class BuildWorkspace: Sendable {
     /// Removes a build's directory, unmounting first whatever is mounted below it (deepest
     /// first), so that removing files never reaches into a mounted tree.
     public static func remove(_ directory: String) {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
-        let below = mounts.split(separator: "\n").compactMap { line -> String? in
-            let fields = line.split(separator: " ")
-            guard fields.count > 1 else { return nil }
-            // /proc/self/mounts escapes blanks as octal; build paths have none.
-            let target = String(fields[1])
-            return target.hasPrefix(directory + "/") ? target : nil
-        }
-        for target in below.sorted(by: { $0.count > $1.count }) { try? Mount.unmountAll(at: target) }
+        Mount.unmountAll(below: directory)
         try? FileSystem.removeTree(directory)
     }
 }
