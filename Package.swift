@@ -105,10 +105,11 @@ let package = Package(
 
         // Layer 2: the cluster. Its state store, its PKI (CA, certificates, join tokens), and the
         // manager over them; all transport-free.
+        .target(name: "AtollRaft", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(
             name: "AtollClusterStore",
             dependencies: [
-                "AtollCore",
+                "AtollCore", "AtollRaft",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -125,7 +126,7 @@ let package = Package(
         .target(
             name: "AtollManager",
             dependencies: [
-                "AtollCore", "AtollClusterStore", "AtollClusterPKI",
+                "AtollCore", "AtollClusterStore", "AtollClusterPKI", "AtollRaft",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -145,6 +146,7 @@ let package = Package(
             dependencies: [
                 "AtollCore", "AtollOCI", "AtollImages", "AtollEngine", "AtollRuntime", "AtollVolumes", "AtollRegistry",
                 "AtollNetwork", "AtollAPI", "AtollClient", "AtollClusterStore", "AtollClusterPKI", "AtollManager",
+                "AtollRaft",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -182,7 +184,8 @@ let package = Package(
         ),
 
         .testTarget(name: "AtollCoreTests", dependencies: ["AtollCore"]),
-        .testTarget(name: "AtollClusterStoreTests", dependencies: ["AtollClusterStore", "AtollCore"]),
+        .testTarget(name: "AtollRaftTests", dependencies: ["AtollRaft"]),
+        .testTarget(name: "AtollClusterStoreTests", dependencies: ["AtollClusterStore", "AtollCore", "AtollRaft"]),
         .testTarget(name: "AtollClusterPKITests", dependencies: ["AtollClusterPKI", "AtollCore"]),
         .testTarget(
             name: "AtollManagerTests",

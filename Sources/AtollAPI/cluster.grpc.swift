@@ -3690,3 +3690,522 @@ extension Atoll_Cluster_V1_Control.ClientProtocol {
         )
     }
 }
+
+// MARK: - atoll.cluster.v1.Raft
+
+/// Namespace containing generated types for the "atoll.cluster.v1.Raft" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Atoll_Cluster_V1_Raft: Sendable {
+    /// Service descriptor for the "atoll.cluster.v1.Raft" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.cluster.v1.Raft")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "RequestVote" metadata.
+        public enum RequestVote: Sendable {
+            /// Request type for "RequestVote".
+            public typealias Input = Atoll_Cluster_V1_RaftVoteRequest
+            /// Response type for "RequestVote".
+            public typealias Output = Atoll_Cluster_V1_RaftVoteResponse
+            /// Descriptor for "RequestVote".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.cluster.v1.Raft"),
+                method: "RequestVote",
+                type: .unary
+            )
+        }
+        /// Namespace for "AppendEntries" metadata.
+        public enum AppendEntries: Sendable {
+            /// Request type for "AppendEntries".
+            public typealias Input = Atoll_Cluster_V1_RaftAppendRequest
+            /// Response type for "AppendEntries".
+            public typealias Output = Atoll_Cluster_V1_RaftAppendResponse
+            /// Descriptor for "AppendEntries".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.cluster.v1.Raft"),
+                method: "AppendEntries",
+                type: .unary
+            )
+        }
+        /// Descriptors for all methods in the "atoll.cluster.v1.Raft" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            RequestVote.descriptor,
+            AppendEntries.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "atoll.cluster.v1.Raft" service.
+    public static let atoll_cluster_v1_Raft = GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.cluster.v1.Raft")
+}
+
+// MARK: atoll.cluster.v1.Raft (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Atoll_Cluster_V1_Raft {
+    /// Streaming variant of the service protocol for the "atoll.cluster.v1.Raft" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Consensus among the managers (Raft): called by managers on managers only, with their node
+    /// > certificates. The log's commands are the store's changes (JSON, see AtollClusterStore).
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "RequestVote" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Atoll_Cluster_V1_RaftVoteRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Cluster_V1_RaftVoteResponse` messages.
+        func requestVote(
+            request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RaftVoteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_RaftVoteResponse>
+
+        /// Handle the "AppendEntries" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Atoll_Cluster_V1_RaftAppendRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Cluster_V1_RaftAppendResponse` messages.
+        func appendEntries(
+            request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RaftAppendRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_RaftAppendResponse>
+    }
+
+    /// Service protocol for the "atoll.cluster.v1.Raft" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Consensus among the managers (Raft): called by managers on managers only, with their node
+    /// > certificates. The log's commands are the store's changes (JSON, see AtollClusterStore).
+    public protocol ServiceProtocol: Atoll_Cluster_V1_Raft.StreamingServiceProtocol {
+        /// Handle the "RequestVote" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftVoteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Atoll_Cluster_V1_RaftVoteResponse` message.
+        func requestVote(
+            request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RaftVoteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftVoteResponse>
+
+        /// Handle the "AppendEntries" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftAppendRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Atoll_Cluster_V1_RaftAppendResponse` message.
+        func appendEntries(
+            request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RaftAppendRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAppendResponse>
+    }
+
+    /// Simple service protocol for the "atoll.cluster.v1.Raft" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Consensus among the managers (Raft): called by managers on managers only, with their node
+    /// > certificates. The log's commands are the store's changes (JSON, see AtollClusterStore).
+    public protocol SimpleServiceProtocol: Atoll_Cluster_V1_Raft.ServiceProtocol {
+        /// Handle the "RequestVote" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Atoll_Cluster_V1_RaftVoteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Atoll_Cluster_V1_RaftVoteResponse` to respond with.
+        func requestVote(
+            request: Atoll_Cluster_V1_RaftVoteRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Atoll_Cluster_V1_RaftVoteResponse
+
+        /// Handle the "AppendEntries" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Atoll_Cluster_V1_RaftAppendRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Atoll_Cluster_V1_RaftAppendResponse` to respond with.
+        func appendEntries(
+            request: Atoll_Cluster_V1_RaftAppendRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Atoll_Cluster_V1_RaftAppendResponse
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Atoll_Cluster_V1_Raft.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Atoll_Cluster_V1_Raft.Method.RequestVote.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_RaftVoteRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RaftVoteResponse>(),
+            handler: { request, context in
+                try await self.requestVote(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Atoll_Cluster_V1_Raft.Method.AppendEntries.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_RaftAppendRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RaftAppendResponse>(),
+            handler: { request, context in
+                try await self.appendEntries(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Atoll_Cluster_V1_Raft.ServiceProtocol {
+    public func requestVote(
+        request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RaftVoteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_RaftVoteResponse> {
+        let response = try await self.requestVote(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func appendEntries(
+        request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RaftAppendRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_RaftAppendResponse> {
+        let response = try await self.appendEntries(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Atoll_Cluster_V1_Raft.SimpleServiceProtocol {
+    public func requestVote(
+        request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RaftVoteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftVoteResponse> {
+        return GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftVoteResponse>(
+            message: try await self.requestVote(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func appendEntries(
+        request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RaftAppendRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAppendResponse> {
+        return GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAppendResponse>(
+            message: try await self.appendEntries(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+}
+
+// MARK: atoll.cluster.v1.Raft (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Atoll_Cluster_V1_Raft {
+    /// Generated client protocol for the "atoll.cluster.v1.Raft" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Consensus among the managers (Raft): called by managers on managers only, with their node
+    /// > certificates. The log's commands are the store's changes (JSON, see AtollClusterStore).
+    public protocol ClientProtocol: Sendable {
+        /// Call the "RequestVote" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftVoteRequest` message.
+        ///   - serializer: A serializer for `Atoll_Cluster_V1_RaftVoteRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Cluster_V1_RaftVoteResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func requestVote<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftVoteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_RaftVoteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_RaftVoteResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftVoteResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AppendEntries" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftAppendRequest` message.
+        ///   - serializer: A serializer for `Atoll_Cluster_V1_RaftAppendRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Cluster_V1_RaftAppendResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func appendEntries<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftAppendRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_RaftAppendRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_RaftAppendResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAppendResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "atoll.cluster.v1.Raft" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Consensus among the managers (Raft): called by managers on managers only, with their node
+    /// > certificates. The log's commands are the store's changes (JSON, see AtollClusterStore).
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "RequestVote" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftVoteRequest` message.
+        ///   - serializer: A serializer for `Atoll_Cluster_V1_RaftVoteRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Cluster_V1_RaftVoteResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func requestVote<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftVoteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_RaftVoteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_RaftVoteResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftVoteResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Atoll_Cluster_V1_Raft.Method.RequestVote.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "AppendEntries" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftAppendRequest` message.
+        ///   - serializer: A serializer for `Atoll_Cluster_V1_RaftAppendRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Cluster_V1_RaftAppendResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func appendEntries<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftAppendRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_RaftAppendRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_RaftAppendResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAppendResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Atoll_Cluster_V1_Raft.Method.AppendEntries.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Atoll_Cluster_V1_Raft.ClientProtocol {
+    /// Call the "RequestVote" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Atoll_Cluster_V1_RaftVoteRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func requestVote<Result>(
+        request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftVoteRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftVoteResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.requestVote(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RaftVoteRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_RaftVoteResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AppendEntries" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Atoll_Cluster_V1_RaftAppendRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func appendEntries<Result>(
+        request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftAppendRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAppendResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.appendEntries(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RaftAppendRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_RaftAppendResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Atoll_Cluster_V1_Raft.ClientProtocol {
+    /// Call the "RequestVote" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func requestVote<Result>(
+        _ message: Atoll_Cluster_V1_RaftVoteRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftVoteResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftVoteRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.requestVote(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AppendEntries" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func appendEntries<Result>(
+        _ message: Atoll_Cluster_V1_RaftAppendRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAppendResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftAppendRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.appendEntries(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}

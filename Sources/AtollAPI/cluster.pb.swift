@@ -8,6 +8,11 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -75,6 +80,9 @@ public nonisolated struct Atoll_Cluster_V1_JoinRequest: Sendable {
 
   /// IP other nodes see this node at; empty: the one it reaches the manager from.
   public var advertiseAddr: String = String()
+
+  /// With a manager token: the IP:PORT to serve the cluster port on (default 0.0.0.0:2377).
+  public var listenAddr: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -150,6 +158,9 @@ public nonisolated struct Atoll_Cluster_V1_InfoResponse: Sendable {
 
   public var certificateExpiry: Int64 = 0
 
+  /// The managers' cluster addresses, the leader's first (as this node last heard).
+  public var managers: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -221,6 +232,9 @@ public nonisolated struct Atoll_Cluster_V1_IssueNodeCertificateRequest: Sendable
 
   /// The address to record for the node; empty: the address the call came from.
   public var advertiseAddr: String = String()
+
+  /// With a manager token: the IP:PORT the node serves the cluster port on, for the other managers.
+  public var managerAddr: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -296,6 +310,9 @@ public nonisolated struct Atoll_Cluster_V1_HeartbeatResponse: Sendable {
 
   /// The roots to trust for the manager (PEM): the CA, and the next one during a rotation.
   public var trustedRootsPem: [String] = []
+
+  /// The managers' cluster addresses, the leader's first: where to go when this one is away.
+  public var managers: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -375,6 +392,12 @@ public nonisolated struct Atoll_Cluster_V1_NodeInfo: @unchecked Sendable {
   public var self_p: Bool {
     get {_storage._self_p}
     set {_uniqueStorage()._self_p = newValue}
+  }
+
+  /// For managers: leader, reachable or unreachable (as the leader sees them).
+  public var managerStatus: String {
+    get {_storage._managerStatus}
+    set {_uniqueStorage()._managerStatus = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -526,6 +549,13 @@ public nonisolated struct Atoll_Cluster_V1_ClusterInfoResponse: Sendable {
   /// Empty, or how a CA rotation stands: "N of M nodes renewed".
   public var caRotation: String = String()
 
+  /// The managers, the leader's first: "NODE-ID ADDRESS STATUS".
+  public var managers: [String] = []
+
+  public var raftTerm: UInt64 = 0
+
+  public var raftCommitIndex: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -535,6 +565,103 @@ public nonisolated struct Atoll_Cluster_V1_RotateCARequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atoll_Cluster_V1_RaftEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var index: UInt64 = 0
+
+  public var term: UInt64 = 0
+
+  /// command, configuration or noop.
+  public var kind: String = String()
+
+  public var data: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atoll_Cluster_V1_RaftVoteRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var term: UInt64 = 0
+
+  public var candidateID: String = String()
+
+  public var lastLogIndex: UInt64 = 0
+
+  public var lastLogTerm: UInt64 = 0
+
+  /// A pre-election (Raft's Pre-Vote): answered without changing the receiver's term or vote.
+  public var preVote: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atoll_Cluster_V1_RaftVoteResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var term: UInt64 = 0
+
+  public var granted: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atoll_Cluster_V1_RaftAppendRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var term: UInt64 = 0
+
+  public var leaderID: String = String()
+
+  /// The leader's cluster address (IP:PORT), so followers can send nodes to it.
+  public var leaderAddr: String = String()
+
+  public var prevLogIndex: UInt64 = 0
+
+  public var prevLogTerm: UInt64 = 0
+
+  public var entries: [Atoll_Cluster_V1_RaftEntry] = []
+
+  public var leaderCommit: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atoll_Cluster_V1_RaftAppendResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var term: UInt64 = 0
+
+  public var success: Bool = false
+
+  public var matchIndex: UInt64 = 0
+
+  public var conflictIndex: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -642,7 +769,7 @@ nonisolated extension Atoll_Cluster_V1_InitResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Atoll_Cluster_V1_JoinRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JoinRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{3}manager_addr\0\u{3}advertise_addr\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{3}manager_addr\0\u{3}advertise_addr\0\u{3}listen_addr\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -653,6 +780,7 @@ nonisolated extension Atoll_Cluster_V1_JoinRequest: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularStringField(value: &self.token) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.managerAddr) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.advertiseAddr) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.listenAddr) }()
       default: break
       }
     }
@@ -668,6 +796,9 @@ nonisolated extension Atoll_Cluster_V1_JoinRequest: SwiftProtobuf.Message, Swift
     if !self.advertiseAddr.isEmpty {
       try visitor.visitSingularStringField(value: self.advertiseAddr, fieldNumber: 3)
     }
+    if !self.listenAddr.isEmpty {
+      try visitor.visitSingularStringField(value: self.listenAddr, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -675,6 +806,7 @@ nonisolated extension Atoll_Cluster_V1_JoinRequest: SwiftProtobuf.Message, Swift
     if lhs.token != rhs.token {return false}
     if lhs.managerAddr != rhs.managerAddr {return false}
     if lhs.advertiseAddr != rhs.advertiseAddr {return false}
+    if lhs.listenAddr != rhs.listenAddr {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -790,7 +922,7 @@ nonisolated extension Atoll_Cluster_V1_InfoRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Atoll_Cluster_V1_InfoResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InfoResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}state\0\u{3}cluster_id\0\u{3}node_id\0\u{1}role\0\u{3}manager_addr\0\u{1}connected\0\u{3}certificate_expiry\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}state\0\u{3}cluster_id\0\u{3}node_id\0\u{1}role\0\u{3}manager_addr\0\u{1}connected\0\u{3}certificate_expiry\0\u{1}managers\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -805,6 +937,7 @@ nonisolated extension Atoll_Cluster_V1_InfoResponse: SwiftProtobuf.Message, Swif
       case 5: try { try decoder.decodeSingularStringField(value: &self.managerAddr) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.connected) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.certificateExpiry) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.managers) }()
       default: break
       }
     }
@@ -832,6 +965,9 @@ nonisolated extension Atoll_Cluster_V1_InfoResponse: SwiftProtobuf.Message, Swif
     if self.certificateExpiry != 0 {
       try visitor.visitSingularInt64Field(value: self.certificateExpiry, fieldNumber: 7)
     }
+    if !self.managers.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.managers, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -843,6 +979,7 @@ nonisolated extension Atoll_Cluster_V1_InfoResponse: SwiftProtobuf.Message, Swif
     if lhs.managerAddr != rhs.managerAddr {return false}
     if lhs.connected != rhs.connected {return false}
     if lhs.certificateExpiry != rhs.certificateExpiry {return false}
+    if lhs.managers != rhs.managers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -954,7 +1091,7 @@ nonisolated extension Atoll_Cluster_V1_GetRootCertificateResponse: SwiftProtobuf
 
 nonisolated extension Atoll_Cluster_V1_IssueNodeCertificateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IssueNodeCertificateRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{3}csr_pem\0\u{1}description\0\u{3}advertise_addr\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{3}csr_pem\0\u{1}description\0\u{3}advertise_addr\0\u{3}manager_addr\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -966,6 +1103,7 @@ nonisolated extension Atoll_Cluster_V1_IssueNodeCertificateRequest: SwiftProtobu
       case 2: try { try decoder.decodeSingularStringField(value: &self.csrPem) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._description_p) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.advertiseAddr) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.managerAddr) }()
       default: break
       }
     }
@@ -988,6 +1126,9 @@ nonisolated extension Atoll_Cluster_V1_IssueNodeCertificateRequest: SwiftProtobu
     if !self.advertiseAddr.isEmpty {
       try visitor.visitSingularStringField(value: self.advertiseAddr, fieldNumber: 4)
     }
+    if !self.managerAddr.isEmpty {
+      try visitor.visitSingularStringField(value: self.managerAddr, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -996,6 +1137,7 @@ nonisolated extension Atoll_Cluster_V1_IssueNodeCertificateRequest: SwiftProtobu
     if lhs.csrPem != rhs.csrPem {return false}
     if lhs._description_p != rhs._description_p {return false}
     if lhs.advertiseAddr != rhs.advertiseAddr {return false}
+    if lhs.managerAddr != rhs.managerAddr {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1117,7 +1259,7 @@ nonisolated extension Atoll_Cluster_V1_HeartbeatRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Atoll_Cluster_V1_HeartbeatResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}period_ms\0\u{3}renew_certificate\0\u{3}trusted_roots_pem\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}period_ms\0\u{3}renew_certificate\0\u{3}trusted_roots_pem\0\u{1}managers\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1128,6 +1270,7 @@ nonisolated extension Atoll_Cluster_V1_HeartbeatResponse: SwiftProtobuf.Message,
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.periodMs) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.renewCertificate) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.trustedRootsPem) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.managers) }()
       default: break
       }
     }
@@ -1143,6 +1286,9 @@ nonisolated extension Atoll_Cluster_V1_HeartbeatResponse: SwiftProtobuf.Message,
     if !self.trustedRootsPem.isEmpty {
       try visitor.visitRepeatedStringField(value: self.trustedRootsPem, fieldNumber: 3)
     }
+    if !self.managers.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.managers, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1150,6 +1296,7 @@ nonisolated extension Atoll_Cluster_V1_HeartbeatResponse: SwiftProtobuf.Message,
     if lhs.periodMs != rhs.periodMs {return false}
     if lhs.renewCertificate != rhs.renewCertificate {return false}
     if lhs.trustedRootsPem != rhs.trustedRootsPem {return false}
+    if lhs.managers != rhs.managers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1157,7 +1304,7 @@ nonisolated extension Atoll_Cluster_V1_HeartbeatResponse: SwiftProtobuf.Message,
 
 nonisolated extension Atoll_Cluster_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}version\0\u{3}created_at\0\u{3}updated_at\0\u{1}role\0\u{1}availability\0\u{1}labels\0\u{1}state\0\u{3}state_message\0\u{1}address\0\u{1}description\0\u{3}certificate_expiry\0\u{1}self\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}version\0\u{3}created_at\0\u{3}updated_at\0\u{1}role\0\u{1}availability\0\u{1}labels\0\u{1}state\0\u{3}state_message\0\u{1}address\0\u{1}description\0\u{3}certificate_expiry\0\u{1}self\0\u{3}manager_status\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1173,6 +1320,7 @@ nonisolated extension Atoll_Cluster_V1_NodeInfo: SwiftProtobuf.Message, SwiftPro
     var _description_p: Atoll_Cluster_V1_NodeDescription? = nil
     var _certificateExpiry: Int64 = 0
     var _self_p: Bool = false
+    var _managerStatus: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1196,6 +1344,7 @@ nonisolated extension Atoll_Cluster_V1_NodeInfo: SwiftProtobuf.Message, SwiftPro
       _description_p = source._description_p
       _certificateExpiry = source._certificateExpiry
       _self_p = source._self_p
+      _managerStatus = source._managerStatus
     }
   }
 
@@ -1227,6 +1376,7 @@ nonisolated extension Atoll_Cluster_V1_NodeInfo: SwiftProtobuf.Message, SwiftPro
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._description_p) }()
         case 12: try { try decoder.decodeSingularInt64Field(value: &_storage._certificateExpiry) }()
         case 13: try { try decoder.decodeSingularBoolField(value: &_storage._self_p) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._managerStatus) }()
         default: break
         }
       }
@@ -1278,6 +1428,9 @@ nonisolated extension Atoll_Cluster_V1_NodeInfo: SwiftProtobuf.Message, SwiftPro
       if _storage._self_p != false {
         try visitor.visitSingularBoolField(value: _storage._self_p, fieldNumber: 13)
       }
+      if !_storage._managerStatus.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._managerStatus, fieldNumber: 14)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1300,6 +1453,7 @@ nonisolated extension Atoll_Cluster_V1_NodeInfo: SwiftProtobuf.Message, SwiftPro
         if _storage._description_p != rhs_storage._description_p {return false}
         if _storage._certificateExpiry != rhs_storage._certificateExpiry {return false}
         if _storage._self_p != rhs_storage._self_p {return false}
+        if _storage._managerStatus != rhs_storage._managerStatus {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1589,7 +1743,7 @@ nonisolated extension Atoll_Cluster_V1_ClusterInfoRequest: SwiftProtobuf.Message
 
 nonisolated extension Atoll_Cluster_V1_ClusterInfoResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterInfoResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{3}created_at\0\u{3}ca_fingerprint\0\u{3}heartbeat_period_seconds\0\u{3}manager_addr\0\u{3}ca_rotation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{3}created_at\0\u{3}ca_fingerprint\0\u{3}heartbeat_period_seconds\0\u{3}manager_addr\0\u{3}ca_rotation\0\u{1}managers\0\u{3}raft_term\0\u{3}raft_commit_index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1603,6 +1757,9 @@ nonisolated extension Atoll_Cluster_V1_ClusterInfoResponse: SwiftProtobuf.Messag
       case 4: try { try decoder.decodeSingularDoubleField(value: &self.heartbeatPeriodSeconds) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.managerAddr) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.caRotation) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.managers) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.raftTerm) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.raftCommitIndex) }()
       default: break
       }
     }
@@ -1627,6 +1784,15 @@ nonisolated extension Atoll_Cluster_V1_ClusterInfoResponse: SwiftProtobuf.Messag
     if !self.caRotation.isEmpty {
       try visitor.visitSingularStringField(value: self.caRotation, fieldNumber: 6)
     }
+    if !self.managers.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.managers, fieldNumber: 7)
+    }
+    if self.raftTerm != 0 {
+      try visitor.visitSingularUInt64Field(value: self.raftTerm, fieldNumber: 8)
+    }
+    if self.raftCommitIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.raftCommitIndex, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1637,6 +1803,9 @@ nonisolated extension Atoll_Cluster_V1_ClusterInfoResponse: SwiftProtobuf.Messag
     if lhs.heartbeatPeriodSeconds != rhs.heartbeatPeriodSeconds {return false}
     if lhs.managerAddr != rhs.managerAddr {return false}
     if lhs.caRotation != rhs.caRotation {return false}
+    if lhs.managers != rhs.managers {return false}
+    if lhs.raftTerm != rhs.raftTerm {return false}
+    if lhs.raftCommitIndex != rhs.raftCommitIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1656,6 +1825,241 @@ nonisolated extension Atoll_Cluster_V1_RotateCARequest: SwiftProtobuf.Message, S
   }
 
   public static func ==(lhs: Atoll_Cluster_V1_RotateCARequest, rhs: Atoll_Cluster_V1_RotateCARequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atoll_Cluster_V1_RaftEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RaftEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}term\0\u{1}kind\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularUInt64Field(value: self.index, fieldNumber: 1)
+    }
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 2)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atoll_Cluster_V1_RaftEntry, rhs: Atoll_Cluster_V1_RaftEntry) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.term != rhs.term {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.data != rhs.data {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atoll_Cluster_V1_RaftVoteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RaftVoteRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{3}candidate_id\0\u{3}last_log_index\0\u{3}last_log_term\0\u{3}pre_vote\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.candidateID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.lastLogIndex) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.lastLogTerm) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.preVote) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 1)
+    }
+    if !self.candidateID.isEmpty {
+      try visitor.visitSingularStringField(value: self.candidateID, fieldNumber: 2)
+    }
+    if self.lastLogIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lastLogIndex, fieldNumber: 3)
+    }
+    if self.lastLogTerm != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lastLogTerm, fieldNumber: 4)
+    }
+    if self.preVote != false {
+      try visitor.visitSingularBoolField(value: self.preVote, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atoll_Cluster_V1_RaftVoteRequest, rhs: Atoll_Cluster_V1_RaftVoteRequest) -> Bool {
+    if lhs.term != rhs.term {return false}
+    if lhs.candidateID != rhs.candidateID {return false}
+    if lhs.lastLogIndex != rhs.lastLogIndex {return false}
+    if lhs.lastLogTerm != rhs.lastLogTerm {return false}
+    if lhs.preVote != rhs.preVote {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atoll_Cluster_V1_RaftVoteResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RaftVoteResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}granted\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.granted) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 1)
+    }
+    if self.granted != false {
+      try visitor.visitSingularBoolField(value: self.granted, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atoll_Cluster_V1_RaftVoteResponse, rhs: Atoll_Cluster_V1_RaftVoteResponse) -> Bool {
+    if lhs.term != rhs.term {return false}
+    if lhs.granted != rhs.granted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atoll_Cluster_V1_RaftAppendRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RaftAppendRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{3}leader_id\0\u{3}leader_addr\0\u{3}prev_log_index\0\u{3}prev_log_term\0\u{1}entries\0\u{3}leader_commit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.leaderID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.leaderAddr) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.prevLogIndex) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.prevLogTerm) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.leaderCommit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 1)
+    }
+    if !self.leaderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaderID, fieldNumber: 2)
+    }
+    if !self.leaderAddr.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaderAddr, fieldNumber: 3)
+    }
+    if self.prevLogIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.prevLogIndex, fieldNumber: 4)
+    }
+    if self.prevLogTerm != 0 {
+      try visitor.visitSingularUInt64Field(value: self.prevLogTerm, fieldNumber: 5)
+    }
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 6)
+    }
+    if self.leaderCommit != 0 {
+      try visitor.visitSingularUInt64Field(value: self.leaderCommit, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atoll_Cluster_V1_RaftAppendRequest, rhs: Atoll_Cluster_V1_RaftAppendRequest) -> Bool {
+    if lhs.term != rhs.term {return false}
+    if lhs.leaderID != rhs.leaderID {return false}
+    if lhs.leaderAddr != rhs.leaderAddr {return false}
+    if lhs.prevLogIndex != rhs.prevLogIndex {return false}
+    if lhs.prevLogTerm != rhs.prevLogTerm {return false}
+    if lhs.entries != rhs.entries {return false}
+    if lhs.leaderCommit != rhs.leaderCommit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atoll_Cluster_V1_RaftAppendResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RaftAppendResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}success\0\u{3}match_index\0\u{3}conflict_index\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.success) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.matchIndex) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.conflictIndex) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 1)
+    }
+    if self.success != false {
+      try visitor.visitSingularBoolField(value: self.success, fieldNumber: 2)
+    }
+    if self.matchIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.matchIndex, fieldNumber: 3)
+    }
+    if self.conflictIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.conflictIndex, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atoll_Cluster_V1_RaftAppendResponse, rhs: Atoll_Cluster_V1_RaftAppendResponse) -> Bool {
+    if lhs.term != rhs.term {return false}
+    if lhs.success != rhs.success {return false}
+    if lhs.matchIndex != rhs.matchIndex {return false}
+    if lhs.conflictIndex != rhs.conflictIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

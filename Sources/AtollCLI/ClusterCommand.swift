@@ -58,12 +58,17 @@ struct ClusterJoinCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "join", abstract: "Join a cluster as a node.",
         discussion: """
-            The token pins the cluster's CA: the manager must prove it holds a certificate of
-            that CA before this node sends anything.
+            The token pins the cluster's CA: the manager must prove it holds a certificate of \
+            that CA before this node sends anything. With the manager token, the node becomes \
+            one of the cluster's managers: it serves the cluster port on --listen-addr, holds a \
+            replica of the cluster's state, and takes over as leader if the leader fails, as \
+            long as a majority of the managers are up (run 3 or 5 of them).
             """)
-    @Option(help: "The join token (atoll cluster join-token worker, on a manager).") var token: String
+    @Option(help: "The join token (atoll cluster join-token worker|manager, on a manager).") var token: String
     @Option(help: "IP this node is reached at (default: the address it reaches the manager from).")
     var advertiseAddr: String?
+    @Option(help: "As a manager: IP[:PORT] to serve the cluster port on (default: 0.0.0.0:2377).")
+    var listenAddr: String?
     @Argument(help: "A manager's IP:PORT.") var manager: String
 
     func run() async throws {
@@ -71,6 +76,7 @@ struct ClusterJoinCommand: AsyncParsableCommand {
         request.token = token
         request.managerAddr = manager
         request.advertiseAddr = advertiseAddr ?? ""
+        request.listenAddr = listenAddr ?? ""
         let response = try await GlobalOptions.withEngine { [request] in
             try await $0.membership.join(request, options: .within(seconds: 60))
         }
@@ -81,8 +87,12 @@ struct ClusterJoinCommand: AsyncParsableCommand {
 struct ClusterLeaveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "leave", abstract: "Leave the cluster.",
-        discussion: "The node stays in the manager's list, down, until atoll node rm removes it.")
-    @Flag(name: .shortAndLong, help: "Leave even as the cluster's manager (which ends the cluster).") var force = false
+        discussion: """
+            A worker stays in the managers' list, down, until atoll node rm removes it. A manager \
+            needs --force: it is taken out of the managers (and their quorum) first; the last \
+            manager leaving ends the cluster.
+            """)
+    @Flag(name: .shortAndLong, help: "Leave even as a manager (the last one ends the cluster).") var force = false
 
     func run() async throws {
         var request = Atoll_Cluster_V1_LeaveRequest()
@@ -139,6 +149,7 @@ struct ClusterInfoCommand: AsyncParsableCommand {
                 " Cluster ID: \(info.clusterID)", " Node ID: \(info.nodeID)", " Role: \(info.role)",
                 " Manager: \(info.managerAddr)", " Connected: \(info.connected)",
             ]
+            if !info.managers.isEmpty { lines.append(" Managers: \(info.managers.joined(separator: ", "))") }
             if info.certificateExpiry > 0 {
                 lines.append(
                     " Certificate expires: \(Date(timeIntervalSince1970: TimeInterval(info.certificateExpiry)))")

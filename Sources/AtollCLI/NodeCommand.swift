@@ -26,11 +26,12 @@ struct NodeListCommand: AsyncParsableCommand {
             return
         }
         Output.table(
-            ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "ROLE", "ENGINE VERSION", "ADDRESS"],
+            ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "ROLE", "MANAGER STATUS", "ENGINE VERSION", "ADDRESS"],
             nodes.map { node in
                 [
                     node.id + (node.self_p ? " *" : ""), node.description_p.hostname, node.state.capitalized,
-                    node.availability.capitalized, node.role, node.description_p.engineVersion, node.address,
+                    node.availability.capitalized, node.role, node.managerStatus.capitalized,
+                    node.description_p.engineVersion, node.address,
                 ]
             })
     }
@@ -70,6 +71,8 @@ struct NodeInspectCommand: AsyncParsableCommand {
                 "Engine": ["EngineVersion": node.description_p.engineVersion],
             ] as [String: Any],
             "Status": ["State": node.state, "Message": node.stateMessage, "Addr": node.address],
+            "ManagerStatus": ["Reachability": node.managerStatus, "Leader": node.managerStatus == "leader"]
+                as [String: Any],
             "Certificate": ["Expiry": time(node.certificateExpiry)],
         ]
     }

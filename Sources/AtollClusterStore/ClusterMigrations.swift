@@ -28,5 +28,24 @@ enum ClusterMigrations {
                     CREATE INDEX nodes_by_state ON nodes(state);
                     """)
         }
+        // The managers' replicated log (Raft) and each server's own hard state and progress.
+        migrator.registerMigration("cluster-v2-raft") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE raft_log (
+                        idx INTEGER PRIMARY KEY NOT NULL,
+                        term INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        data BLOB NOT NULL
+                    );
+                    CREATE TABLE raft_state (
+                        singleton INTEGER PRIMARY KEY NOT NULL CHECK (singleton = 1),
+                        term INTEGER NOT NULL,
+                        voted_for TEXT,
+                        applied_index INTEGER NOT NULL
+                    );
+                    INSERT INTO raft_state (singleton, term, voted_for, applied_index) VALUES (1, 0, NULL, 0);
+                    """)
+        }
     }
 }

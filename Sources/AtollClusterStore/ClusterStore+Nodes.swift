@@ -7,27 +7,13 @@ extension ClusterStore {
     /// `version`, `createdAt` and `updatedAt`.
     public func createNode(_ node: Node) throws -> Node {
         try Self.validate(nodeID: node.id)
-        return try run("create node \(node.id)") {
-            try pool.write { db in
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM nodes WHERE id = ?", arguments: [node.id]) != nil {
-                    throw AtollError.alreadyExists("node \(node.id) already exists")
-                }
-                var created = node
-                created.version = 1
-                created.createdAt = clock()
-                created.updatedAt = created.createdAt
-                try db.execute(
-                    sql: """
-                        INSERT INTO nodes (id, version, hostname, role, state, availability, data)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        created.id, created.version, created.hostname, created.role.rawValue, created.state.rawValue,
-                        created.availability.rawValue, try encode(created),
-                    ])
-                try publishAfterCommit(db, StoreEvent(kind: .node, action: .created, id: created.id, version: 1))
-                return created
-            }
+        return try serializedWrite {
+            var created = node
+            created.version = 1
+            created.createdAt = clock()
+            created.updatedAt = created.createdAt
+            try commit(.createNode(created), action: "create node \(node.id)")
+            return created
         }
     }
 
@@ -92,43 +78,27 @@ extension ClusterStore {
     public func updateNode(
         _ id: String, expectedVersion: Int64? = nil, _ change: (inout Node) throws -> Void
     ) throws -> Node {
-        try run("update node \(id)") {
-            try pool.write { db in
-                guard let stored = try fetchNode(db, id: id) else { throw AtollError.notFound("node \(id) not found") }
-                try Self.check(expectedVersion, stored: stored.version, object: "node \(id)")
-                var updated = stored
-                try change(&updated)
-                updated.id = stored.id
-                updated.version = stored.version + 1
-                updated.createdAt = stored.createdAt
-                updated.updatedAt = clock()
-                try db.execute(
-                    sql: """
-                        UPDATE nodes SET version = ?, hostname = ?, role = ?, state = ?, availability = ?, data = ?
-                        WHERE id = ?
-                        """,
-                    arguments: [
-                        updated.version, updated.hostname, updated.role.rawValue, updated.state.rawValue,
-                        updated.availability.rawValue, try encode(updated), id,
-                    ])
-                try publishAfterCommit(db, StoreEvent(kind: .node, action: .updated, id: id, version: updated.version))
-                return updated
-            }
+        try serializedWrite {
+            guard let stored = try node(id) else { throw AtollError.notFound("node \(id) not found") }
+            try Self.check(expectedVersion, stored: stored.version, object: "node \(id)")
+            var updated = stored
+            try change(&updated)
+            updated.id = stored.id
+            updated.version = stored.version + 1
+            updated.createdAt = stored.createdAt
+            updated.updatedAt = clock()
+            try commit(.updateNode(updated, expectedVersion: stored.version), action: "update node \(id)")
+            return updated
         }
     }
 
     /// Removes the node; `notFound` if there is none, `failedPrecondition` if `expectedVersion` is
     /// set and differs. Its `removed` event carries the last version it had.
     public func removeNode(_ id: String, expectedVersion: Int64? = nil) throws {
-        try run("remove node \(id)") {
-            try pool.write { db in
-                guard
-                    let version = try Int64.fetchOne(db, sql: "SELECT version FROM nodes WHERE id = ?", arguments: [id])
-                else { throw AtollError.notFound("node \(id) not found") }
-                try Self.check(expectedVersion, stored: version, object: "node \(id)")
-                try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [id])
-                try publishAfterCommit(db, StoreEvent(kind: .node, action: .removed, id: id, version: version))
-            }
+        try serializedWrite {
+            guard let stored = try node(id) else { throw AtollError.notFound("node \(id) not found") }
+            try Self.check(expectedVersion, stored: stored.version, object: "node \(id)")
+            try commit(.removeNode(id: id, expectedVersion: stored.version), action: "remove node \(id)")
         }
     }
 

@@ -2,6 +2,7 @@ import AtollCore
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// The cluster manager's state: one SQLite file (`cluster.db`) holding the cluster row and the
 /// nodes, with optimistic concurrency (every write bumps an object's version) and a stream of
@@ -16,6 +17,9 @@ public final class ClusterStore: Sendable {
 
     let pool: DatabasePool
     let hub = EventHub()
+    /// Set once the store belongs to a replicated cluster: writes go through it.
+    let replicator = Mutex<(any StoreReplicator)?>(nil)
+    let writeLock = NSLock()
     let clock: @Sendable () -> Date
     /// Tests only: runs inside each write transaction after its events are queued, before it commits.
     let beforeCommit: (@Sendable (StoreEvent) throws -> Void)?
@@ -64,21 +68,13 @@ public final class ClusterStore: Sendable {
     /// Stores the cluster at version 1; `alreadyExists` if there is one.
     public func createCluster(_ info: ClusterInfo) throws -> ClusterInfo {
         guard !info.id.isEmpty else { throw AtollError.invalidArgument("the cluster ID is empty") }
-        return try run("create cluster \(info.id)") {
-            try pool.write { db in
-                if let existing = try String.fetchOne(db, sql: "SELECT id FROM cluster") {
-                    throw AtollError.alreadyExists("cluster \(existing) already exists")
-                }
-                var created = info
-                created.version = 1
-                created.createdAt = clock()
-                created.updatedAt = created.createdAt
-                try db.execute(
-                    sql: "INSERT INTO cluster (singleton, id, version, data) VALUES (1, ?, ?, ?)",
-                    arguments: [created.id, created.version, try encode(created)])
-                try publishAfterCommit(db, StoreEvent(kind: .cluster, action: .created, id: created.id, version: 1))
-                return created
-            }
+        return try serializedWrite {
+            var created = info
+            created.version = 1
+            created.createdAt = clock()
+            created.updatedAt = created.createdAt
+            try commit(.createCluster(created), action: "create cluster \(created.id)")
+            return created
         }
     }
 
@@ -88,23 +84,17 @@ public final class ClusterStore: Sendable {
     public func updateCluster(
         expectedVersion: Int64? = nil, _ change: (inout ClusterInfo) throws -> Void
     ) throws -> ClusterInfo {
-        try run("update the cluster") {
-            try pool.write { db in
-                guard let stored = try fetchCluster(db) else { throw AtollError.notFound("cluster not found") }
-                try Self.check(expectedVersion, stored: stored.version, object: "cluster \(stored.id)")
-                var updated = stored
-                try change(&updated)
-                updated.id = stored.id
-                updated.version = stored.version + 1
-                updated.createdAt = stored.createdAt
-                updated.updatedAt = clock()
-                try db.execute(
-                    sql: "UPDATE cluster SET version = ?, data = ? WHERE singleton = 1",
-                    arguments: [updated.version, try encode(updated)])
-                try publishAfterCommit(
-                    db, StoreEvent(kind: .cluster, action: .updated, id: updated.id, version: updated.version))
-                return updated
-            }
+        try serializedWrite {
+            guard let stored = try cluster() else { throw AtollError.notFound("cluster not found") }
+            try Self.check(expectedVersion, stored: stored.version, object: "cluster \(stored.id)")
+            var updated = stored
+            try change(&updated)
+            updated.id = stored.id
+            updated.version = stored.version + 1
+            updated.createdAt = stored.createdAt
+            updated.updatedAt = clock()
+            try commit(.updateCluster(updated, expectedVersion: stored.version), action: "update the cluster")
+            return updated
         }
     }
 
@@ -121,7 +111,7 @@ public final class ClusterStore: Sendable {
 
     /// Publishes `events` once the current transaction commits (on the writer's queue, so in
     /// commit order); nothing if it rolls back.
-    func publishAfterCommit(_ db: Database, _ events: StoreEvent...) throws {
+    func publishAfterCommit(_ db: Database, _ events: [StoreEvent]) throws {
         db.afterNextTransaction(onCommit: { [hub] _ in hub.publish(events) })
         if let beforeCommit { for event in events { try beforeCommit(event) } }
     }

@@ -57,6 +57,9 @@ public struct Node: Codable, Sendable, Equatable, Identifiable {
     /// The fingerprint of the CA that signed the node's certificate (a CA rotation is done when
     /// every node that is up has one from the new CA).
     public var certificateIssuer: String = ""
+    /// A manager's cluster port (IP:PORT), where the other managers and the nodes reach it;
+    /// empty for workers.
+    public var managerAddress: String = ""
 
     /// A node description; `version`, `createdAt` and `updatedAt` start at zero and the epoch, and
     /// the store sets them when the node is written.
@@ -89,7 +92,7 @@ public struct Node: Codable, Sendable, Equatable, Identifiable {
     enum CodingKeys: String, CodingKey {
         case id, version, createdAt, updatedAt, role, availability, labels, hostname, address, state
         case stateMessage, engineVersion, os, architecture, cpus, memoryBytes, certificateSerial, certificateExpiry
-        case certificateIssuer
+        case certificateIssuer, managerAddress
     }
 }
 
@@ -118,6 +121,7 @@ extension Node {
         certificateSerial = try c.decodeIfPresent(String.self, forKey: .certificateSerial) ?? ""
         certificateExpiry = try c.decodeIfPresent(Date.self, forKey: .certificateExpiry)
         certificateIssuer = try c.decodeIfPresent(String.self, forKey: .certificateIssuer) ?? ""
+        managerAddress = try c.decodeIfPresent(String.self, forKey: .managerAddress) ?? ""
     }
 }
 

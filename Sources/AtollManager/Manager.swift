@@ -65,8 +65,14 @@ public final class Manager: Sendable {
     public static let certificateValidity: TimeInterval = 90 * 86400
 
     /// Opens an existing cluster's store (ROOT/manager/cluster.db).
-    public init(storePath: String, nodeID: String) throws {
-        store = try ClusterStore(path: storePath)
+    public convenience init(storePath: String, nodeID: String) throws {
+        try self.init(store: try ClusterStore(path: storePath), nodeID: nodeID)
+    }
+
+    /// A manager over a store already open (a replicated one: this server leads its cluster).
+    public init(store: ClusterStore, nodeID: String) throws {
+        self.store = store
+        let storePath = store.path
         guard let cluster = try store.cluster() else {
             throw AtollError.failedPrecondition("\(storePath) holds no cluster: run atoll cluster init")
         }
@@ -85,8 +91,8 @@ public final class Manager: Sendable {
     /// A new cluster: its CA, join token secrets and store, and this host as its first node (a
     /// manager). Returns the manager and the certificate for `key`, this node's key.
     public static func create(
-        storePath: String, description: NodeDescription, address: String, certificateAddresses: [String],
-        key: KeyPair
+        storePath: String, description: NodeDescription, address: String, managerAddress: String,
+        certificateAddresses: [String], key: KeyPair
     ) throws -> (Manager, Certificate) {
         if FileManager.default.fileExists(atPath: storePath) {
             throw AtollError.alreadyExists("this host already holds a cluster's state (\(storePath))")
@@ -105,12 +111,13 @@ public final class Manager: Sendable {
             addresses: certificateAddresses, validity: certificateValidity)
         var node = Node(id: nodeID, role: .manager, hostname: description.hostname, address: address)
         description.apply(to: &node)
+        node.managerAddress = managerAddress
         node.state = .ready
         node.certificateSerial = certificate.serialNumber.description
         node.certificateExpiry = certificate.notValidAfter
         node.certificateIssuer = ca.fingerprint
         _ = try store.createNode(node)
-        return (try Manager(storePath: storePath, nodeID: nodeID), certificate)
+        return (try Manager(store: store, nodeID: nodeID), certificate)
     }
 
     /// The cluster's CA: what join tokens pin and what the manager's own certificate is from.
@@ -185,9 +192,12 @@ public final class Manager: Sendable {
     // MARK: - Certificates
 
     /// A node joins: the token names the role; its CSR gets a certificate naming a new node ID.
-    public func join(token text: String, csrPEM: String, description: NodeDescription, address: String) throws -> (
-        Node, Certificate
-    ) {
+    /// A manager token's node also gives `managerAddress`, where it serves the cluster port; the
+    /// caller then adds it to the managers' consensus (and removes the node if that fails).
+    public func join(
+        token text: String, csrPEM: String, description: NodeDescription, address: String,
+        managerAddress: String = ""
+    ) throws -> (Node, Certificate) {
         let token = try JoinToken(parsing: text)
         guard token.caFingerprint == ca.fingerprint else {
             throw AtollError(
@@ -203,19 +213,22 @@ public final class Manager: Sendable {
         if token.matches(secret: cluster.workerTokenSecret) {
             role = .worker
         } else if token.matches(secret: cluster.managerTokenSecret) {
-            throw AtollError(
-                .unsupported,
-                "joining as a manager is not supported yet: the cluster has one manager (its store is not replicated); join with the worker token"
-            )
+            guard !managerAddress.isEmpty else {
+                throw AtollError.invalidArgument("a node joining as a manager must give the address it serves on")
+            }
+            role = .manager
         } else {
             throw AtollError(.permissionDenied, "invalid join token: it was rotated or mistyped")
         }
         let nodeID = NodeID.generate()
         let issuer = ca
         let certificate = try issuer.issue(
-            csrPEM: csrPEM, identity: CertificateIdentity(nodeID: nodeID, role: .worker, clusterID: clusterID),
-            addresses: [address], validity: Self.certificateValidity)
+            csrPEM: csrPEM,
+            identity: CertificateIdentity(
+                nodeID: nodeID, role: role == .manager ? .manager : .worker, clusterID: clusterID),
+            addresses: Self.certificateAddresses(address, role: role), validity: Self.certificateValidity)
         var node = Node(id: nodeID, role: role, hostname: description.hostname, address: address)
+        node.managerAddress = managerAddress
         description.apply(to: &node)
         node.certificateSerial = certificate.serialNumber.description
         node.certificateExpiry = certificate.notValidAfter
@@ -234,7 +247,7 @@ public final class Manager: Sendable {
         let issuer = signer
         let certificate = try issuer.issue(
             csrPEM: csrPEM, identity: CertificateIdentity(nodeID: node.id, role: role, clusterID: clusterID),
-            addresses: [node.address], validity: Self.certificateValidity)
+            addresses: Self.certificateAddresses(node.address, role: node.role), validity: Self.certificateValidity)
         // The issuer is recorded when the node presents the certificate (its heartbeat), not
         // here: a node that never stored this one must still be told to renew.
         _ = issuer
@@ -245,8 +258,21 @@ public final class Manager: Sendable {
         return certificate
     }
 
+    /// The names a node's certificate carries: its address, and for a manager (which serves the
+    /// cluster port, reached on its host too) loopback.
+    static func certificateAddresses(_ address: String, role: NodeRole) -> [String] {
+        role == .manager ? [address, "127.0.0.1", "::1", "localhost"].filter { !$0.isEmpty } : [address]
+    }
+
     /// A certificate for an administrator's client (`atoll --tls-dir`): it can call Control.
     public func issueAdminCertificate(key: KeyPair, validity: TimeInterval = 365 * 86400) throws -> Certificate {
+        try Self.issueAdminCertificate(from: ca, clusterID: clusterID, key: key, validity: validity)
+    }
+
+    /// An admin certificate from `ca` (any manager holds the CA, replicated with the cluster).
+    public static func issueAdminCertificate(
+        from ca: CertificateAuthority, clusterID: String, key: KeyPair, validity: TimeInterval = 365 * 86400
+    ) throws -> Certificate {
         try ca.issue(
             publicKey: key.privateKey.publicKey,
             identity: CertificateIdentity(nodeID: "admin-" + NodeID.generate(), role: .admin, clusterID: clusterID),
@@ -428,14 +454,18 @@ public final class Manager: Sendable {
     /// The health loop: checks twice a second until cancelled (a dead node is marked down at
     /// most half a second after its third missed heartbeat); this manager's own node is ready
     /// while it runs.
+    /// Store writes wait for the managers' consensus, so they run off Swift's concurrency threads.
     public func run() async {
-        _ = try? update(nodeID) {
-            $0.state = .ready
-            $0.stateMessage = ""
+        _ = try? await BlockingWork.run {
+            try self.update(self.nodeID) {
+                $0.state = .ready
+                $0.stateMessage = ""
+            }
         }
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(500))
-            do { try markSilentNodesDown() } catch {
+            guard !Task.isCancelled else { break }
+            do { _ = try await BlockingWork.run { try self.markSilentNodesDown() } } catch {
                 logger.error("checking node heartbeats failed: \(error)")
             }
         }
@@ -502,16 +532,33 @@ public final class Manager: Sendable {
     /// Removes a node from the cluster: its certificate is refused from then on. A node that is
     /// not down needs `force`; this manager cannot be removed.
     public func removeNode(_ reference: String, force: Bool) throws {
+        let node = try removableNode(reference, force: force)
+        try remove(node)
+    }
+
+    /// The node `removeNode` would remove, or why it would not (for a manager, the caller takes
+    /// it out of the consensus first).
+    public func removableNode(_ reference: String, force: Bool) throws -> Node {
         let node = try node(reference)
         guard node.id != nodeID else {
             throw AtollError.failedPrecondition(
-                "node \(node.hostname) is this cluster's manager and cannot be removed (atoll cluster leave --force ends the cluster)"
+                "node \(node.hostname) leads the cluster and cannot remove itself: run atoll cluster leave --force on it"
             )
         }
         if node.state == .ready && !force {
             throw AtollError.failedPrecondition(
                 "node \(node.hostname) (\(node.id)) is ready: stop it first or remove it with --force")
         }
+        return node
+    }
+
+    /// This manager leaves the cluster: its node goes (the caller then takes it out of the
+    /// consensus).
+    public func removeOwnNode() throws {
+        try remove(try node(nodeID))
+    }
+
+    private func remove(_ node: Node) throws {
         try store.removeNode(node.id, expectedVersion: node.version)
         nodeCache.withLock {
             $0.nodes.removeValue(forKey: node.id)

@@ -19,7 +19,7 @@ import Testing
     @Test func theSchemaIsMigratedUnderClusterV1() async throws {
         try await withStore { store, _ in
             let migrations = try store.appliedMigrations()
-            #expect(migrations == ["cluster-v1"])
+            #expect(migrations == ["cluster-v1", "cluster-v2-raft"])
         }
     }
 

@@ -18,7 +18,7 @@ import Testing
         directory = NSTemporaryDirectory() + "atoll-manager-\(UUID().uuidString)"
         manager = try Manager.create(
             storePath: "\(directory)/cluster.db", description: description, address: "10.0.0.1",
-            certificateAddresses: ["10.0.0.1"], key: KeyPair.generate()
+            managerAddress: "10.0.0.1:2377", certificateAddresses: ["10.0.0.1"], key: KeyPair.generate()
         ).0
     }
 
@@ -44,6 +44,27 @@ import Testing
         #expect(try manager.listNodes(filters: ["role=worker"]).map(\.id) == [node.id])
         #expect(try manager.node("worker-1").id == node.id)
         #expect(try manager.node("self").id == manager.nodeID)
+    }
+
+    @Test func aNodeJoiningWithTheManagerTokenBecomesAManagerWithItsClusterAddress() throws {
+        defer { cleanUp() }
+        let key = KeyPair.generate()
+        let csr = try key.certificateSigningRequest(commonName: "manager-2")
+        let token = try manager.tokens().manager
+        #expect {
+            _ = try manager.join(token: token, csrPEM: csr, description: description, address: "10.0.0.5")
+        } throws: { ($0 as? AtollError)?.message.contains("the address it serves on") == true }
+        let (node, certificate) = try manager.join(
+            token: token, csrPEM: csr, description: description, address: "10.0.0.5",
+            managerAddress: "10.0.0.5:2377")
+        #expect(node.role == .manager)
+        #expect(node.managerAddress == "10.0.0.5:2377")
+        #expect(CertificateIdentity(certificate: certificate)?.role == .manager)
+        #expect(try manager.listNodes(filters: ["role=manager"]).count == 2)
+        #expect(try manager.removableNode(node.id, force: true).id == node.id)
+        #expect { _ = try manager.removableNode(manager.nodeID, force: true) } throws: {
+            ($0 as? AtollError)?.message.contains("leads the cluster") == true
+        }
     }
 
     @Test func tokensThatAreWrongRotatedOrOfAnotherClusterAreRefused() throws {

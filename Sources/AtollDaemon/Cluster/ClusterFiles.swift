@@ -16,6 +16,15 @@ struct ClusterMembership: Codable, Sendable, Equatable {
     var listenAddress: String?
     /// Where a manager keeps the admin bundle (rewritten when the CA rotates).
     var adminDirectory: String?
+    /// The managers' cluster addresses as last heard, the leader's first: where the agent goes
+    /// when the one it talks to is away.
+    var managers: [String]?
+
+    /// Where to look for the leader: the addresses last heard of, then the one joined through.
+    var managerCandidates: [String] {
+        var seen = Set<String>()
+        return ((managers ?? []) + [managerAddress]).filter { seen.insert($0).inserted }
+    }
 }
 
 /// This host's cluster files under ROOT/cluster: state.json, the CA's certificate (ca.pem), the
@@ -55,6 +64,11 @@ struct ClusterFiles: Sendable {
         } catch {
             throw AtollError.dataLoss("cannot read this node's certificates in \(directory): \(error)")
         }
+    }
+
+    /// Rewrites the state alone (the managers' addresses changed).
+    func saveMembership(_ membership: ClusterMembership) throws {
+        try FileSystem.writeFileAtomically(statePath, Array(try JSONEncoder().encode(membership)), mode: 0o600)
     }
 
     /// Writes the key, certificates and then the state (whose presence says the rest is there).

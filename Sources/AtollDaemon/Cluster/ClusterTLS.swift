@@ -1,5 +1,6 @@
 import AtollClient
 import AtollClusterPKI
+import AtollClusterStore
 import AtollCore
 import Crypto
 import Foundation
@@ -123,4 +124,25 @@ enum ClusterTLS {
 /// The CA certificate a joining node found in the manager's chain, once the handshake pinned it.
 final class PinnedCertificate: Sendable {
     let value = Mutex<Certificate?>(nil)
+}
+
+/// The roots a manager's port accepts client certificates from: the cluster's CA (and the next
+/// one during a rotation) as its replicated store says, read again only when the cluster row's
+/// version changes.
+final class RootsCache: Sendable {
+    private let store: ClusterStore
+    private let cached = Mutex<(version: Int64, roots: [Certificate])?>(nil)
+
+    init(store: ClusterStore) { self.store = store }
+
+    /// nil while the store holds no cluster yet (a manager that just joined).
+    func current() -> [Certificate]? {
+        guard let cluster = try? store.cluster() else { return nil }
+        if let cached = cached.withLock({ $0 }), cached.version == cluster.version { return cached.roots }
+        let roots = [cluster.caCertificatePEM, cluster.pendingCACertificatePEM].filter { !$0.isEmpty }.compactMap {
+            try? Certificate(pemEncoded: $0)
+        }
+        cached.withLock { $0 = (cluster.version, roots) }
+        return roots
+    }
 }
