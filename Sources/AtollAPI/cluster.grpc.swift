@@ -3726,10 +3726,24 @@ public enum Atoll_Cluster_V1_Raft: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "AddMember" metadata.
+        public enum AddMember: Sendable {
+            /// Request type for "AddMember".
+            public typealias Input = Atoll_Cluster_V1_RaftAddMemberRequest
+            /// Response type for "AddMember".
+            public typealias Output = Atoll_Cluster_V1_RaftAddMemberResponse
+            /// Descriptor for "AddMember".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "atoll.cluster.v1.Raft"),
+                method: "AddMember",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "atoll.cluster.v1.Raft" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             RequestVote.descriptor,
-            AppendEntries.descriptor
+            AppendEntries.descriptor,
+            AddMember.descriptor
         ]
     }
 }
@@ -3788,6 +3802,25 @@ extension Atoll_Cluster_V1_Raft {
             request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RaftAppendRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_RaftAppendResponse>
+
+        /// Handle the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A manager that joined (with the manager token) asks the leader to make it a member of the
+        /// > consensus, once it serves its port: the leader reaches it before it counts it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Atoll_Cluster_V1_RaftAddMemberRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Atoll_Cluster_V1_RaftAddMemberResponse` messages.
+        func addMember(
+            request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RaftAddMemberRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_RaftAddMemberResponse>
     }
 
     /// Service protocol for the "atoll.cluster.v1.Raft" service.
@@ -3830,6 +3863,25 @@ extension Atoll_Cluster_V1_Raft {
             request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RaftAppendRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAppendResponse>
+
+        /// Handle the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A manager that joined (with the manager token) asks the leader to make it a member of the
+        /// > consensus, once it serves its port: the leader reaches it before it counts it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftAddMemberRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Atoll_Cluster_V1_RaftAddMemberResponse` message.
+        func addMember(
+            request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RaftAddMemberRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAddMemberResponse>
     }
 
     /// Simple service protocol for the "atoll.cluster.v1.Raft" service.
@@ -3870,6 +3922,25 @@ extension Atoll_Cluster_V1_Raft {
             request: Atoll_Cluster_V1_RaftAppendRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Atoll_Cluster_V1_RaftAppendResponse
+
+        /// Handle the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A manager that joined (with the manager token) asks the leader to make it a member of the
+        /// > consensus, once it serves its port: the leader reaches it before it counts it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Atoll_Cluster_V1_RaftAddMemberRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Atoll_Cluster_V1_RaftAddMemberResponse` to respond with.
+        func addMember(
+            request: Atoll_Cluster_V1_RaftAddMemberRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Atoll_Cluster_V1_RaftAddMemberResponse
     }
 }
 
@@ -3894,6 +3965,17 @@ extension Atoll_Cluster_V1_Raft.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RaftAppendResponse>(),
             handler: { request, context in
                 try await self.appendEntries(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Atoll_Cluster_V1_Raft.Method.AddMember.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_RaftAddMemberRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RaftAddMemberResponse>(),
+            handler: { request, context in
+                try await self.addMember(
                     request: request,
                     context: context
                 )
@@ -3926,6 +4008,17 @@ extension Atoll_Cluster_V1_Raft.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func addMember(
+        request: GRPCCore.StreamingServerRequest<Atoll_Cluster_V1_RaftAddMemberRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Atoll_Cluster_V1_RaftAddMemberResponse> {
+        let response = try await self.addMember(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -3950,6 +4043,19 @@ extension Atoll_Cluster_V1_Raft.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAppendResponse> {
         return GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAppendResponse>(
             message: try await self.appendEntries(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func addMember(
+        request: GRPCCore.ServerRequest<Atoll_Cluster_V1_RaftAddMemberRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAddMemberResponse> {
+        return GRPCCore.ServerResponse<Atoll_Cluster_V1_RaftAddMemberResponse>(
+            message: try await self.addMember(
                 request: request.message,
                 context: context
             ),
@@ -4008,6 +4114,30 @@ extension Atoll_Cluster_V1_Raft {
             deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_RaftAppendResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAppendResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A manager that joined (with the manager token) asks the leader to make it a member of the
+        /// > consensus, once it serves its port: the leader reaches it before it counts it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftAddMemberRequest` message.
+        ///   - serializer: A serializer for `Atoll_Cluster_V1_RaftAddMemberRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Cluster_V1_RaftAddMemberResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func addMember<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftAddMemberRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_RaftAddMemberRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_RaftAddMemberResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAddMemberResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -4091,6 +4221,41 @@ extension Atoll_Cluster_V1_Raft {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "AddMember" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A manager that joined (with the manager token) asks the leader to make it a member of the
+        /// > consensus, once it serves its port: the leader reaches it before it counts it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Atoll_Cluster_V1_RaftAddMemberRequest` message.
+        ///   - serializer: A serializer for `Atoll_Cluster_V1_RaftAddMemberRequest` messages.
+        ///   - deserializer: A deserializer for `Atoll_Cluster_V1_RaftAddMemberResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func addMember<Result>(
+            request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftAddMemberRequest>,
+            serializer: some GRPCCore.MessageSerializer<Atoll_Cluster_V1_RaftAddMemberRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Atoll_Cluster_V1_RaftAddMemberResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAddMemberResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Atoll_Cluster_V1_Raft.Method.AddMember.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -4142,6 +4307,36 @@ extension Atoll_Cluster_V1_Raft.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RaftAppendRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_RaftAppendResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AddMember" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A manager that joined (with the manager token) asks the leader to make it a member of the
+    /// > consensus, once it serves its port: the leader reaches it before it counts it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Atoll_Cluster_V1_RaftAddMemberRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func addMember<Result>(
+        request: GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftAddMemberRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAddMemberResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.addMember(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Atoll_Cluster_V1_RaftAddMemberRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Atoll_Cluster_V1_RaftAddMemberResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -4203,6 +4398,40 @@ extension Atoll_Cluster_V1_Raft.ClientProtocol {
             metadata: metadata
         )
         return try await self.appendEntries(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AddMember" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A manager that joined (with the manager token) asks the leader to make it a member of the
+    /// > consensus, once it serves its port: the leader reaches it before it counts it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func addMember<Result>(
+        _ message: Atoll_Cluster_V1_RaftAddMemberRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Atoll_Cluster_V1_RaftAddMemberResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Atoll_Cluster_V1_RaftAddMemberRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.addMember(
             request: request,
             options: options,
             onResponse: handleResponse

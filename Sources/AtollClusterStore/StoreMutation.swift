@@ -34,6 +34,15 @@ public protocol StoreReplicator: Sendable {
     func replicate(_ command: [UInt8]) throws -> RaftApplyOutcome
 }
 
+/// Where a store's writes go once its manager stopped taking part in the consensus: nowhere.
+public struct ClosedReplicator: StoreReplicator {
+    public init() {}
+
+    public func replicate(_ command: [UInt8]) throws -> RaftApplyOutcome {
+        throw AtollError(.unavailable, "this manager no longer takes part in the cluster")
+    }
+}
+
 /// A write refused by the state machine, carried through the log as text: the code survives.
 enum StoreRefusal {
     static let codes: [AtollError.Code] = [.failedPrecondition, .alreadyExists, .notFound, .invalidArgument]

@@ -214,7 +214,9 @@ public final class Manager: Sendable {
             role = .worker
         } else if token.matches(secret: cluster.managerTokenSecret) {
             guard !managerAddress.isEmpty else {
-                throw AtollError.invalidArgument("a node joining as a manager must give the address it serves on")
+                throw AtollError.invalidArgument(
+                    "a node joining as a manager must give the address it serves the cluster port on: it could not tell its own IP toward this manager; join with --advertise-addr IP"
+                )
             }
             role = .manager
         } else {
@@ -280,8 +282,11 @@ public final class Manager: Sendable {
     }
 
     /// This manager's own certificate again (at start, when it nears its end).
-    public func reissueOwnCertificate(key: KeyPair, addresses: [String]) throws -> Certificate {
-        let issuer = ca
+    /// `fromNextCA`: from the CA a rotation brings in (the leader's last step before it completes).
+    public func reissueOwnCertificate(key: KeyPair, addresses: [String], fromNextCA: Bool = false) throws
+        -> Certificate
+    {
+        let issuer = fromNextCA ? signer : ca
         let certificate = try issuer.issue(
             publicKey: key.privateKey.publicKey,
             identity: CertificateIdentity(nodeID: nodeID, role: .manager, clusterID: clusterID),
@@ -401,11 +406,13 @@ public final class Manager: Sendable {
         logger.info("CA rotation started: nodes renew their certificates from the new CA \(next.fingerprint)")
     }
 
-    /// How a rotation stands: nodes (other than this manager, and not down) holding a
-    /// certificate of the new CA, of all of them; nil when none runs.
+    /// How a rotation stands: nodes (other than this manager; workers that are down aside)
+    /// holding a certificate of the new CA, of all of them; nil when none runs.
     public func rotationProgress() throws -> (renewed: Int, of: Int)? {
         guard let pending = pendingCA else { return nil }
-        let nodes = try store.nodes().filter { $0.id != nodeID && $0.state != .down }
+        // Managers count even when down: one left with only the old CA's certificate could not
+        // take part in the consensus again.
+        let nodes = try store.nodes().filter { $0.id != nodeID && ($0.state != .down || $0.role == .manager) }
         return (nodes.filter { $0.certificateIssuer == pending.fingerprint }.count, nodes.count)
     }
 

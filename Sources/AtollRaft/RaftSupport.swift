@@ -27,8 +27,11 @@ private final class RPCRace<T: Sendable>: Sendable {
         self.continuation.withLock { $0 = continuation }
     }
 
+    /// Keeps the call's task for `cancelCall`; cancels it at once if the timer already fired (it may
+    /// fire before the task is handed over here, when the caller's thread is preempted meanwhile).
     func setCall(_ task: Task<Void, Never>) {
         call.withLock { $0 = task }
+        if continuation.withLock({ $0 == nil }) { task.cancel() }
     }
 
     func cancelCall() {

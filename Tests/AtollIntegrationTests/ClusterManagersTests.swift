@@ -114,6 +114,12 @@ import Testing
         #expect(lab.atoll(3, ["cluster", "join-token", "-q", "worker"]).stdout.contains(workerToken))
         let drained = lab.atoll(2, ["node", "update", "--availability", "drain", hostnames[3]])
         #expect(drained.status == 0, "two managers of three still make a quorum: \(drained.stderr)")
+        // With one manager down, another may not leave: the last two could not agree.
+        let survivor = [2, 3].first { $0 != newLeader } ?? 2
+        let stranding = lab.atoll(survivor, ["cluster", "leave", "--force"])
+        #expect(stranding.status == 1)
+        #expect(stranding.stderr.contains("bring the others back first"), "\(stranding.stderr)")
+        #expect(lab.atoll(survivor, ["cluster", "info"]).stdout.contains("Role: manager"))
 
         // The old leader comes back as a follower and catches up.
         #expect(lab.lab(["start", "1"]).status == 0)
@@ -158,6 +164,15 @@ import Testing
         // Managers leave (only with --force): first the leader, then one that does not lead; the
         // last one carries on alone, and the worker follows whoever leads.
         let leading = try #require(lab.leader(seenFrom: 1))
+        // Its certificate, kept: once it has left, no manager answers it.
+        let kept = NSTemporaryDirectory() + "atoll-it-removed-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: kept) }
+        try FileManager.default.createDirectory(atPath: kept, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(admin)/ca.pem", toPath: "\(kept)/ca.pem")
+        for (from, to) in [("node.pem", "cert.pem"), ("node-key.pem", "key.pem")] {
+            try FileManager.default.copyItem(
+                atPath: "\(lab.directory)/host\(leading)/root/cluster/\(from)", toPath: "\(kept)/\(to)")
+        }
         let refused = lab.atoll(leading, ["cluster", "leave"])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("one of the cluster's 3 managers"), "\(refused.stderr)")
@@ -170,6 +185,13 @@ import Testing
                 return nodes.count == 3 && nodes[hostnames[leading - 1]] == nil
                     && nodes.values.filter { $0.manager == "Leader" }.count == 1
             }, "\(lab.atoll(remaining[0], ["node", "ls"]).stdout)")
+        for host in remaining {
+            let removed = DaemonFixture.run(
+                "\(DaemonFixture.binDirectory)/atoll",
+                ["-H", "tcp://\(lab.address(host))", "--tls-dir", kept, "node", "ls"])
+            #expect(removed.status == 1)
+            #expect(removed.stderr.contains("was removed from the cluster"), "manager \(host): \(removed.stderr)")
+        }
         let last = try #require(lab.leader(seenFrom: remaining[0]))
         let other = remaining.first(where: { $0 != last }) ?? remaining[0]
         #expect(lab.atoll(other, ["cluster", "leave", "--force"]).status == 0)

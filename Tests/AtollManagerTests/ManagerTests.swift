@@ -53,7 +53,7 @@ import Testing
         let token = try manager.tokens().manager
         #expect {
             _ = try manager.join(token: token, csrPEM: csr, description: description, address: "10.0.0.5")
-        } throws: { ($0 as? AtollError)?.message.contains("the address it serves on") == true }
+        } throws: { ($0 as? AtollError)?.message.contains("the address it serves the cluster port on") == true }
         let (node, certificate) = try manager.join(
             token: token, csrPEM: csr, description: description, address: "10.0.0.5",
             managerAddress: "10.0.0.5:2377")

@@ -3,7 +3,7 @@ import Synchronization
 @testable import AtollRaft
 
 /// Routes RPCs between RaftNodes in memory. A link can be cut (both directions); a call over a
-/// cut link, or to a server that is not registered (stopped), throws.
+/// cut link, or to a server that is not registered (stopped), throws. Every vote request is logged.
 final class MemoryNetwork: Sendable {
     struct Link: Hashable {
         let from: String
@@ -12,8 +12,37 @@ final class MemoryNetwork: Sendable {
 
     struct Unreachable: Error {}
 
+    /// A vote request (or pre-vote) a server sent, and the answer it got if the call got through.
+    struct VoteCall: Sendable {
+        let from: String
+        let to: String
+        let request: RaftVoteRequest
+        var response: RaftVoteResponse?
+    }
+
     private let nodes = Mutex<[String: RaftNode]>([:])
     private let cut = Mutex<Set<Link>>([])
+    private let votes = Mutex<[VoteCall]>([])
+
+    /// Every vote request sent so far, in the order they were sent.
+    var voteCalls: [VoteCall] { votes.withLock { $0 } }
+
+    /// The servers that asked for real votes (not pre-votes) in a term after `term`, once per request.
+    func campaigners(after term: UInt64) -> [String] {
+        voteCalls.filter { !$0.request.preVote && $0.request.term > term }.map(\.from)
+    }
+
+    /// Logs a vote request; returns its position for `answered`.
+    func sent(_ request: RaftVoteRequest, from: String, to: String) -> Int {
+        votes.withLock { calls in
+            calls.append(VoteCall(from: from, to: to, request: request, response: nil))
+            return calls.count - 1
+        }
+    }
+
+    func answered(_ call: Int, with response: RaftVoteResponse) {
+        votes.withLock { $0[call].response = response }
+    }
 
     func register(_ id: String, _ node: RaftNode) {
         nodes.withLock { $0[id] = node }
@@ -58,9 +87,11 @@ struct MemoryTransport: RaftTransport {
     let network: MemoryNetwork
 
     func requestVote(_ request: RaftVoteRequest, to member: RaftMember) async throws -> RaftVoteResponse {
+        let call = network.sent(request, from: from, to: member.id)
         let node = try network.route(from: from, to: member.id)
         let response = await node.handleVote(request)
         try network.check(from: member.id, to: from)  // the answer is lost if the link was cut meanwhile
+        network.answered(call, with: response)
         return response
     }
 

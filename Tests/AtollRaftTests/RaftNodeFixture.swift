@@ -1,16 +1,20 @@
 @testable import AtollRaft
 
-/// One started server "a" in a configuration {a, b} that reaches nobody, with a long election
-/// timeout so that it does not campaign during a unit test. Its log: 1 (term 1, configuration),
-/// 2 "two" (term 1), 3 "three" (term 2), 4 "four" (term 2); hard state term 2, no vote. Another
-/// transport can be given, to script what "b" answers.
+/// One started server "a" in a configuration {a, b} that reaches nobody. Its log: 1 (term 1,
+/// configuration), 2 "two" (term 1), 3 "three" (term 2), 4 "four" (term 2); hard state term 2, no
+/// vote. Another transport can be given, to script what "b" answers.
+///
+/// Its timers never fire during a test, however starved the process: the election timeout (and so
+/// a leader's quorum check) and the RPC timeout are hours, so a test that needs an election timeout
+/// calls `electionTimedOut()` itself, and a scripted answer is never dropped for coming late. Only
+/// the ticker runs (it retries a failed apply).
 struct LoneServer {
     let node: RaftNode
     let storage: MemoryStorage
 
     static let timing = RaftTiming(
-        heartbeatInterval: .milliseconds(20), electionTimeout: .seconds(30)...(.seconds(60)),
-        rpcTimeout: .milliseconds(100))
+        heartbeatInterval: .milliseconds(50), electionTimeout: .seconds(3600)...(.seconds(7200)),
+        rpcTimeout: .seconds(3600))
 
     init(transport: any RaftTransport = UnreachableTransport()) async throws {
         storage = try MemoryStorage()

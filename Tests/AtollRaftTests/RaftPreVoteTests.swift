@@ -93,17 +93,22 @@ import Testing
         #expect(after.role == .leader && after.term == before.term)
     }
 
+    // The scripted tests below are driven by the test alone: LoneServer's timers never fire, so the
+    // only election timeout is the test's call to electionTimedOut(), and no answer is dropped for
+    // coming late. A starved process only makes them slower.
+
     @Test func aServerThatTimesOutAsksForPreVotesWithoutRaisingItsTerm() async throws {
         let peer = ScriptedPeer { _ in RaftVoteResponse(term: 2, granted: false) }
         let server = try await LoneServer(transport: peer)
         defer { Task { await server.node.stop() } }
         await server.node.electionTimedOut()
-        try await eventually("b is asked for a pre-vote") { !peer.requests.isEmpty }
+        try await eventually("b refuses a pre-vote") { peer.answers == 1 }
         #expect(
             peer.requests == [
                 RaftVoteRequest(term: 3, candidateID: "a", lastLogIndex: 4, lastLogTerm: 2, preVote: true)
             ])
-        try await Task.sleep(for: .milliseconds(50))
+        // Nothing may follow the refusal; give a wrongly started election the time to show.
+        try await Task.sleep(for: .milliseconds(100))
         #expect(peer.requests.count == 1, "a real election started without a majority of pre-votes")
         let status = await server.node.status
         #expect(status.term == 2 && status.role == .follower)
@@ -150,7 +155,9 @@ import Testing
         let heartbeat = await server.node.handleAppend(LoneServer.append(term: 2, prevLogIndex: 4, prevLogTerm: 2))
         #expect(heartbeat.success)
         release.withLock { $0 = true }
-        try await Task.sleep(for: .milliseconds(50))
+        try await eventually("b grants the pre-vote") { peer.answers == 1 }
+        // Nothing may follow the late grant; give a wrongly started election the time to show.
+        try await Task.sleep(for: .milliseconds(100))
         #expect(peer.requests.count == 1)
         let status = await server.node.status
         #expect(status.term == 2 && status.role == .follower && status.leader?.id == "b")
@@ -160,92 +167,106 @@ import Testing
 extension RaftClusterTests {
     @Suite struct PreVote {
         @Test func aPartitionedFollowerDoesNotRaiseItsTermNorDeposeTheLeaderWhenHealed() async throws {
-            let cluster = try TestCluster(["a", "b", "c"])
-            try await cluster.startAll()
-            defer { Task { await cluster.stopAll() } }
-            let leaderID = try await cluster.awaitLeader()
-            let leader = try cluster.node(leaderID)
-            let term = await leader.status.term
-            #expect(try await leader.propose("before") == .applied)
-            let followerID = cluster.runningIDs.first { $0 != leaderID } ?? ""
-            let follower = try cluster.node(followerID)
-            try await eventually("the follower knows the leader") { await follower.status.leader?.id == leaderID }
-            #expect(await follower.status.term == term)
+            try await withStallRetries {
+                let cluster = try TestCluster(["a", "b", "c"])
+                try await cluster.startAll()
+                defer { Task { await cluster.stopAll() } }
+                let leaderID = try await cluster.awaitLeader()
+                let leader = try cluster.node(leaderID)
+                let term = await leader.status.term
+                #expect(try await leader.propose("before") == .applied)
+                let followerID = cluster.runningIDs.first { $0 != leaderID } ?? ""
+                let follower = try cluster.node(followerID)
+                #expect(await follower.status.leader?.id == leaderID)
+                #expect(await follower.status.term == term)
 
-            let rounds = await follower.preElectionRounds
-            cluster.network.isolate(followerID, from: ["a", "b", "c"])
-            #expect(try await leader.propose("during") == .applied)
-            var terms: Set<UInt64> = []
-            try await eventually("the cut-off follower times out several times") {
-                terms.insert(await follower.status.term)
-                return await follower.preElectionRounds >= rounds + 3
+                let rounds = await follower.preElectionRounds
+                cluster.network.isolate(followerID, from: ["a", "b", "c"])
+                #expect(try await leader.propose("during") == .applied)
+                var terms: Set<UInt64> = []
+                try await eventually("the cut-off follower times out several times") {
+                    terms.insert(await follower.status.term)
+                    return await follower.preElectionRounds >= rounds + 3
+                }
+                #expect(terms == [term], "the cut-off follower raised its term")
+                #expect(await follower.status.role == .follower)
+
+                cluster.network.heal()
+                try await cluster.awaitCommands(["before", "during"], on: [followerID])
+                // Long enough for a pre-election the follower started just before the heal to end.
+                try await Task.sleep(for: testTiming.electionTimeout.upperBound)
+                let after = await leader.status
+                #expect(after.role == .leader && after.term == term, "the healed follower deposed the leader")
+                #expect(try await cluster.leaders() == [leaderID])
+                #expect(await follower.status.term == term)
+                #expect(await follower.status.leader?.id == leaderID)
+                let campaigners = cluster.network.campaigners(after: term)
+                #expect(campaigners.isEmpty, "a server campaigned after the leader was elected")
+                #expect(try await leader.propose("after") == .applied)
+                try await cluster.awaitCommands(["before", "during", "after"], on: ["a", "b", "c"])
             }
-            #expect(terms == [term], "the cut-off follower raised its term")
-            #expect(await follower.status.role == .follower)
-
-            cluster.network.heal()
-            try await cluster.awaitCommands(["before", "during"], on: [followerID])
-            try await Task.sleep(for: .milliseconds(300))
-            let after = await leader.status
-            #expect(after.role == .leader && after.term == term, "the healed follower deposed the leader")
-            #expect(try await cluster.leaders() == [leaderID])
-            #expect(await follower.status.term == term)
-            #expect(await follower.status.leader?.id == leaderID)
-            #expect(try await leader.propose("after") == .applied)
-            try await cluster.awaitCommands(["before", "during", "after"], on: ["a", "b", "c"])
         }
 
         /// What was seen on a lab: a manager restarts and times out before the leader reconnects to
         /// it, while it reaches the other follower.
         @Test func aRestartedFollowerTheLeaderHasNotReconnectedToDoesNotDeposeIt() async throws {
-            let cluster = try TestCluster(["a", "b", "c"])
-            try await cluster.startAll()
-            defer { Task { await cluster.stopAll() } }
-            let leaderID = try await cluster.awaitLeader()
-            let leader = try cluster.node(leaderID)
-            let term = await leader.status.term
-            #expect(try await leader.propose("before") == .applied)
-            let restartedID = cluster.runningIDs.first { $0 != leaderID } ?? ""
-            let otherID = cluster.runningIDs.first { $0 != leaderID && $0 != restartedID } ?? ""
-            try await cluster.awaitCommands(["before"], on: [restartedID])
+            try await withStallRetries {
+                let cluster = try TestCluster(["a", "b", "c"])
+                try await cluster.startAll()
+                defer { Task { await cluster.stopAll() } }
+                let leaderID = try await cluster.awaitLeader()
+                let leader = try cluster.node(leaderID)
+                let term = await leader.status.term
+                #expect(try await leader.propose("before") == .applied)
+                let restartedID = cluster.runningIDs.first { $0 != leaderID } ?? ""
+                let otherID = cluster.runningIDs.first { $0 != leaderID && $0 != restartedID } ?? ""
+                try await cluster.awaitCommands(["before"], on: [restartedID])
 
-            await cluster.stop(restartedID)
-            #expect(try await leader.propose("during") == .applied)
-            cluster.network.isolate(restartedID, from: [leaderID])
-            let restarted = try await cluster.start(restartedID)
-            try await eventually("the restarted follower times out several times") {
-                await restarted.preElectionRounds >= 3
+                await cluster.stop(restartedID)
+                #expect(try await leader.propose("during") == .applied)
+                cluster.network.isolate(restartedID, from: [leaderID])
+                let restarted = try await cluster.start(restartedID)
+                try await eventually("the restarted follower times out several times") {
+                    await restarted.preElectionRounds >= 3
+                }
+                #expect(await restarted.status.term == term, "the restarted follower raised its term")
+                #expect(await (try cluster.node(otherID)).status.term == term)
+
+                cluster.network.heal()
+                try await cluster.awaitCommands(["before", "during"], on: [restartedID])
+                // Long enough for a pre-election the follower started just before the heal to end.
+                try await Task.sleep(for: testTiming.electionTimeout.upperBound)
+                let after = await leader.status
+                #expect(after.role == .leader && after.term == term, "the restarted follower deposed the leader")
+                #expect(try await cluster.leaders() == [leaderID])
+                let campaigners = cluster.network.campaigners(after: term)
+                #expect(campaigners.isEmpty, "a server campaigned after the leader was elected")
+                #expect(try await leader.propose("after") == .applied)
+                try await cluster.awaitCommands(["before", "during", "after"], on: ["a", "b", "c"])
             }
-            #expect(await restarted.status.term == term, "the restarted follower raised its term")
-            #expect(await (try cluster.node(otherID)).status.term == term)
-
-            cluster.network.heal()
-            try await cluster.awaitCommands(["before", "during"], on: [restartedID])
-            try await Task.sleep(for: .milliseconds(300))
-            let after = await leader.status
-            #expect(after.role == .leader && after.term == term, "the restarted follower deposed the leader")
-            #expect(try await cluster.leaders() == [leaderID])
-            #expect(try await leader.propose("after") == .applied)
-            try await cluster.awaitCommands(["before", "during", "after"], on: ["a", "b", "c"])
         }
     }
 }
 
-/// A transport to "b" whose vote answers come from a script (every request is recorded); appends
-/// are unreachable.
+/// A transport to "b" whose vote answers come from a script (every request and the number of
+/// answers given are recorded); appends are unreachable.
 private final class ScriptedPeer: RaftTransport {
     private let answer: @Sendable (RaftVoteRequest) async -> RaftVoteResponse
-    private let recorded = Mutex<[RaftVoteRequest]>([])
+    private let recorded = Mutex<(requests: [RaftVoteRequest], answers: Int)>(([], 0))
 
     init(_ answer: @escaping @Sendable (RaftVoteRequest) async -> RaftVoteResponse) {
         self.answer = answer
     }
 
-    var requests: [RaftVoteRequest] { recorded.withLock { $0 } }
+    var requests: [RaftVoteRequest] { recorded.withLock { $0.requests } }
+    /// How many answers the script gave (the server may not have handled the last one yet).
+    var answers: Int { recorded.withLock { $0.answers } }
 
     func requestVote(_ request: RaftVoteRequest, to member: RaftMember) async throws -> RaftVoteResponse {
-        recorded.withLock { $0.append(request) }
-        return await answer(request)
+        recorded.withLock { $0.requests.append(request) }
+        let response = await answer(request)
+        recorded.withLock { $0.answers += 1 }
+        return response
     }
 
     func appendEntries(_ request: RaftAppendRequest, to member: RaftMember) async throws -> RaftAppendResponse {

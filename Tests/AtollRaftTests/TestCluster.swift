@@ -5,11 +5,14 @@ import Testing
 
 @testable import AtollRaft
 
-/// Fast clocks for tests: heartbeat 20 ms, election 100–200 ms; small batches so that catching up
-/// takes several appends.
-let fastTiming = RaftTiming(
-    heartbeatInterval: .milliseconds(20), electionTimeout: .milliseconds(100)...(.milliseconds(200)),
-    rpcTimeout: .milliseconds(100), maxEntriesPerAppend: 4)
+/// Clocks for cluster tests: short enough for a quick suite, long enough that a loaded machine
+/// (CPU contention delays every task by tens of milliseconds) does not make followers miss a
+/// leader's heartbeats: heartbeat 50 ms, election 400–800 ms; an RPC is only given up after 1 s
+/// (the in-memory transport answers at once or throws, so a timeout only ever comes from a starved
+/// process). Small batches, so that catching up takes several appends.
+let testTiming = RaftTiming(
+    heartbeatInterval: .milliseconds(50), electionTimeout: .milliseconds(400)...(.milliseconds(800)),
+    rpcTimeout: .seconds(1), maxEntriesPerAppend: 4)
 
 /// Warnings and errors only, so that the test output stays readable.
 let quietLogger: Logger = {
@@ -27,18 +30,40 @@ struct WaitTimedOut: Error, CustomStringConvertible {
     var description: String { "timed out waiting until \(what)" }
 }
 
-/// Polls `condition` every 10 ms until it holds; records an issue and throws after `timeout`.
+/// Polls `condition` every 10 ms until it holds, and returns as soon as it does; records an issue
+/// and throws once it was polled for `timeout` in vain. Only the time the poller was given counts:
+/// a sleep that overran because the process was starved (in the full test run other tests may hold
+/// every thread for seconds) counts as 50 ms at most, so that a starved test still gets its time
+/// once it runs again instead of failing on its first poll after the stall.
 func eventually(
-    _ what: String, timeout: Duration = .seconds(5), sourceLocation: SourceLocation = #_sourceLocation,
+    _ what: String, timeout: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () async throws -> Bool
 ) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
+    let poll = Duration.milliseconds(10)
+    var left = timeout
+    while true {
         if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
+        guard left > .zero else { break }
+        let before = ContinuousClock.now
+        try await Task.sleep(for: poll)
+        left -= min(ContinuousClock.now - before, poll * 5)
     }
     Issue.record("timed out waiting until \(what)", sourceLocation: sourceLocation)
     throw WaitTimedOut(what: what)
+}
+
+/// Waits until `count` election deadlines of `node` have passed one after the other (each is
+/// replaced once passed: by its ticker, when no leader was heard from meanwhile).
+func awaitElectionTimeouts(
+    of node: RaftNode, count: Int, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    for _ in 0..<count {
+        let deadline = await node.electionDeadline
+        try await eventually("the election timer fires", sourceLocation: sourceLocation) {
+            let current = await node.electionDeadline
+            return current != deadline && ContinuousClock.now > deadline
+        }
+    }
 }
 
 /// Servers over a MemoryNetwork, each with a MemoryStorage that outlives its RaftNode (so a server
@@ -78,7 +103,7 @@ final class TestCluster: Sendable {
     @discardableResult
     func start(_ id: String) async throws -> RaftNode {
         let node = RaftNode(
-            self: testMember(id), storage: try storage(id), transport: network.transport(for: id), timing: fastTiming,
+            self: testMember(id), storage: try storage(id), transport: network.transport(for: id), timing: testTiming,
             logger: quietLogger)
         network.register(id, node)
         running.withLock { $0[id] = node }
@@ -117,21 +142,38 @@ final class TestCluster: Sendable {
         return found
     }
 
-    /// Waits until exactly one of `ids` (default: every running server) leads, and returns its id.
-    func awaitLeader(among ids: [String]? = nil, timeout: Duration = .seconds(5)) async throws -> String {
+    /// Waits until one of `ids` (default: every running server) leads and the others follow it in
+    /// its term, and returns its id.
+    func awaitLeader(
+        among ids: [String]? = nil, timeout: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> String {
         var leader: String?
-        try await eventually("one leader is elected", timeout: timeout) {
-            let found = try await leaders(among: ids)
-            leader = found.count == 1 ? found[0] : nil
+        try await eventually("one leader is elected", timeout: timeout, sourceLocation: sourceLocation) {
+            leader = try await agreedLeader(among: ids ?? runningIDs)
             return leader != nil
         }
         guard let leader else { throw WaitTimedOut(what: "one leader is elected") }
         return leader
     }
 
+    /// The one of `ids` that leads, if the others are followers that know it, in its term.
+    private func agreedLeader(among ids: [String]) async throws -> String? {
+        var statuses: [String: RaftStatus] = [:]
+        for id in ids { statuses[id] = await (try node(id)).status }
+        let leaders = statuses.filter { $0.value.role == .leader }
+        guard leaders.count == 1, let leader = leaders.first else { return nil }
+        let agreed = statuses.values.allSatisfy { other in
+            other.term == leader.value.term && other.leader?.id == leader.key
+        }
+        return agreed ? leader.key : nil
+    }
+
     /// Waits until every server in `ids` applied exactly `commands`.
-    func awaitCommands(_ commands: [String], on ids: [String], timeout: Duration = .seconds(5)) async throws {
-        try await eventually("\(ids) applied \(commands)", timeout: timeout) {
+    func awaitCommands(
+        _ commands: [String], on ids: [String], timeout: Duration = .seconds(30),
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        try await eventually("\(ids) applied \(commands)", timeout: timeout, sourceLocation: sourceLocation) {
             try ids.allSatisfy { try storage($0).commands == commands }
         }
     }
@@ -139,7 +181,7 @@ final class TestCluster: Sendable {
 
 extension RaftNode {
     /// Proposes a string command.
-    func propose(_ command: String, timeout: Duration = .seconds(5)) async throws -> RaftApplyOutcome {
+    func propose(_ command: String, timeout: Duration = .seconds(30)) async throws -> RaftApplyOutcome {
         try await propose(Array(command.utf8), timeout: timeout)
     }
 }

@@ -22,24 +22,25 @@ import X509
 actor ClusterController {
     let files: ClusterFiles
     let description: NodeDescription
-    private var membership: ClusterMembership?
+    var membership: ClusterMembership?
     /// A manager's consensus: its store and Raft server.
-    private var consensus: Consensus?
+    var consensus: Consensus?
     /// The manager, while this node leads.
-    private var running: Manager?
-    private var leaderTasks: [Task<Void, Never>] = []
-    private var server: GRPCServer<HTTP2ServerTransport.Posix>?
-    private var serving: Task<Void, Never>?
-    private var statusTask: Task<Void, Never>?
-    private var bundleTask: Task<Void, Never>?
+    var running: Manager?
+    var leaderTasks: [Task<Void, Never>] = []
+    var server: GRPCServer<HTTP2ServerTransport.Posix>?
+    var serving: Task<Void, Never>?
+    var statusTask: Task<Void, Never>?
+    var bundleTask: Task<Void, Never>?
+    var admissionTask: Task<Void, Never>?
     /// The credentials the cluster port serves with (kept, so that upkeep reads no files; the
     /// consensus transport connects with them).
-    private let served = ServedCredentials()
-    private var agent: Agent?
-    private var agentTask: Task<Void, Never>?
+    let served = ServedCredentials()
+    var agent: Agent?
+    var agentTask: Task<Void, Never>?
     /// Set while init, join or leave runs: the actor is reentrant across their awaits.
-    private var changing = false
-    private let logger = Logger(label: "atoll.cluster")
+    var changing = false
+    let logger = Logger(label: "atoll.cluster")
 
     struct Consensus {
         var store: ClusterStore
@@ -61,26 +62,35 @@ actor ClusterController {
             architecture: host.architecture, cpus: host.cpus, memoryBytes: host.memoryBytes)
     }
 
-    /// Where to answer a cluster call from: here when this node leads, else the leader.
+    /// Where to answer a cluster call from: here when this node leads, else the leader. An
+    /// election, or a new leader catching up, takes a second or two: a call waits for it.
     func route() async throws -> Route {
-        if let running { return .local(running) }
         guard let membership else { throw Self.notMember }
         guard membership.role == .manager, let consensus else { throw Self.notManager }
-        // An election takes a second or two: a call that arrives meanwhile waits for it.
-        var status = await consensus.raft.status
-        for _ in 0..<50 where status.leader == nil {
+        for _ in 0..<50 {
+            if let running { return .local(running) }
+            let status = await consensus.raft.status
+            if let leader = status.leader, leader.id != membership.nodeID,
+                let credentials = served.towardPeers(consensus.roots)
+            {
+                return .leader(address: leader.address, credentials: credentials)
+            }
             try await Task.sleep(for: .milliseconds(100))
-            status = await consensus.raft.status
+            guard self.consensus?.raft === consensus.raft else { throw Self.notMember }
         }
-        guard let leader = status.leader, let credentials = served.towardPeers(consensus.roots) else {
-            throw AtollError(
-                .unavailable,
-                "the cluster has no leader: an election is under way, or fewer than a majority of its managers are up")
-        }
-        guard leader.id != membership.nodeID else {
-            throw AtollError(.unavailable, "this manager is taking over as the leader: retry in a moment")
-        }
-        return .leader(address: leader.address, credentials: credentials)
+        throw AtollError(
+            .unavailable,
+            "the cluster has no leader: an election is under way, or fewer than a majority of its managers are up")
+    }
+
+    /// This host's cluster, while it is in one.
+    var clusterID: String? { membership?.clusterID }
+
+    /// Whether this manager's replica still has the node (a removed manager's certificate stays
+    /// valid until it expires).
+    func holdsNode(_ id: String) async -> Bool {
+        guard let store = consensus?.store else { return false }
+        return (try? await BlockingWork.run { try store.node(id) != nil }) ?? false
     }
 
     /// The consensus as it stands here, on a manager.
@@ -101,7 +111,8 @@ actor ClusterController {
     /// This node's ID, while this host is in a cluster.
     var nodeID: String? { membership?.nodeID }
 
-    /// Takes up the role ROOT/cluster records (at daemon start).
+    /// Takes up the role ROOT/cluster records (at daemon start). A manager whose replica lost
+    /// its state stays out of the consensus (it could vote twice in a term): it can only leave.
     func resume() async throws {
         guard let membership = try files.membership() else { return }
         self.membership = membership
@@ -109,11 +120,28 @@ actor ClusterController {
         case .manager:
             let store = try ClusterStore(path: files.managerStore)
             let member = RaftMember(id: membership.nodeID, address: membership.managerAddress)
+            let holdsCluster = try store.cluster() != nil
+            guard holdsCluster || membership.replicated != true else {
+                try? store.close()
+                logger.error(
+                    "the cluster store \(files.managerStore) lost this manager's state: it stays out of the cluster; run atoll cluster leave --force here and atoll node rm --force \(membership.nodeID) on another manager, then join again"
+                )
+                return
+            }
             // A cluster made before its managers were replicated gets its log now.
-            if try store.cluster() != nil { try store.bootstrapLog(member: member) }
+            if holdsCluster { try store.bootstrapLog(member: member) }
+            let credentials = try renewedAtStart(try files.credentials(), membership, store)
             try await startConsensus(
-                store: store, member: member, credentials: try files.credentials(),
+                store: store, member: member, credentials: credentials,
                 listen: membership.listenAddress ?? membership.managerAddress)
+            // Joined, but not admitted before the daemon stopped: ask again, in the background.
+            if let raft = consensus?.raft, await !raft.status.members.contains(where: { $0.id == member.id }) {
+                admissionTask = Task { [weak self] in
+                    do { try await self?.requestAdmission(membership, deadline: nil) } catch {
+                        Logger(label: "atoll.cluster").error("this manager was not admitted to the consensus: \(error)")
+                    }
+                }
+            }
         case .worker:
             startAgent(membership)
         }
@@ -148,6 +176,7 @@ actor ClusterController {
             membership.nodeID = manager.nodeID
             let adminDirectory = request.adminDir.isEmpty ? "\(files.directory)/admin" : request.adminDir
             membership.adminDirectory = adminDirectory
+            membership.replicated = true
             let credentials = NodeCredentials(key: key, certificate: certificate, roots: [manager.ca.certificate])
             try files.save(membership, credentials)
             try writeAdminBundle(ca: manager.ca, clusterID: manager.clusterID, to: adminDirectory)
@@ -223,7 +252,7 @@ actor ClusterController {
         }
         let credentials = NodeCredentials(key: key, certificate: certificate, roots: [ca])
         if response.role == NodeRole.manager.rawValue {
-            let membership = ClusterMembership(
+            var membership = ClusterMembership(
                 clusterID: response.clusterID, nodeID: response.nodeID, role: .manager,
                 managerAddress: issue.managerAddr, listenAddress: listen, managers: [request.managerAddr])
             let store: ClusterStore
@@ -232,10 +261,12 @@ actor ClusterController {
             try files.save(membership, credentials)
             self.membership = membership
             do {
+                // Serving first, then admitted: the leader counts this manager only once it answers.
                 store = try ClusterStore(path: files.managerStore)
                 try await startConsensus(
                     store: store, member: RaftMember(id: response.nodeID, address: issue.managerAddr),
                     credentials: credentials, listen: listen)
+                try await requestAdmission(membership, deadline: .seconds(20))
             } catch {
                 await stopRole()
                 throw AtollError(
@@ -244,6 +275,9 @@ actor ClusterController {
                 )
             }
             try await awaitReplica(store)
+            membership.replicated = true
+            try files.saveMembership(membership)
+            self.membership = membership
         } else {
             let membership = ClusterMembership(
                 clusterID: response.clusterID, nodeID: response.nodeID, role: .worker,
@@ -258,108 +292,6 @@ actor ClusterController {
         answer.nodeID = response.nodeID
         answer.role = response.role
         return answer
-    }
-
-    /// Waits until a manager that just joined holds the cluster's state and knows its leader,
-    /// so that it answers as soon as `join` returns.
-    private func awaitReplica(_ store: ClusterStore) async throws {
-        for _ in 0..<200 {
-            if let raft = consensus?.raft, await raft.status.leader != nil,
-                try await BlockingWork.run({ try store.cluster() }) != nil
-            {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw AtollError(
-            .unavailable,
-            "joined as a manager, but the leader has not sent this node the cluster's state within 20 s (it keeps trying: see atoll cluster info)"
-        )
-    }
-
-    /// Adds a node that joined with the manager token to the managers' consensus.
-    func addManager(id: String, address: String) async throws {
-        guard let consensus, running != nil else { throw AtollError(.unavailable, "this manager does not lead") }
-        try await consensus.raft.addMember(RaftMember(id: id, address: address))
-        logger.info("manager \(id) at \(address) joins the managers' consensus")
-    }
-
-    /// Takes a manager out of the managers' consensus (before its node is removed).
-    func removeManager(id: String) async throws {
-        guard let consensus, running != nil else { throw AtollError(.unavailable, "this manager does not lead") }
-        guard await consensus.raft.status.members.contains(where: { $0.id == id }) else { return }
-        do {
-            try await consensus.raft.removeMember(id: id)
-        } catch {
-            throw RaftReplicator.storeError(error)
-        }
-        logger.info("manager \(id) left the managers' consensus")
-    }
-
-    /// The manager's upkeep, every half second while it leads: ends a CA rotation whose nodes have
-    /// all renewed, and gives the manager a new certificate (and the port with it) when its own is
-    /// not from the cluster's CA (after a rotation) or has a third of its life left.
-    private func upkeep(_ manager: Manager) async {
-        while !Task.isCancelled {
-            do {
-                if manager.pendingCA != nil {
-                    _ = try await BlockingWork.run { try manager.completeRotationIfRenewed() }
-                }
-                if running === manager, let membership, let credentials = served.value.withLock({ $0 }),
-                    Self.needsNewCertificate(credentials.certificate, manager)
-                {
-                    let refreshed = try await refreshedCredentials(manager, credentials, membership)
-                    try await restartPort(refreshed)
-                }
-            } catch {
-                logger.error("cluster upkeep failed (tried again shortly): \(error)")
-            }
-            try? await Task.sleep(for: .milliseconds(500))
-        }
-    }
-
-    /// Whether the manager's own certificate must be replaced: not from the CA (a rotation
-    /// ended), or a third of its life left.
-    static func needsNewCertificate(_ certificate: Certificate, _ manager: Manager) -> Bool {
-        let lifetime = certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore)
-        // A manager that takes over mid-rotation may hold one of the next CA's already: it stays.
-        return manager.issuer(of: certificate) == nil || certificate.notValidAfter.timeIntervalSinceNow < lifetime / 3
-    }
-
-    /// A new certificate from the CA for the manager, the roots it trusts, and (after a
-    /// rotation) the admin bundle; saved before anything uses them.
-    private func refreshedCredentials(
-        _ manager: Manager, _ credentials: NodeCredentials, _ membership: ClusterMembership
-    ) async throws -> NodeCredentials {
-        var refreshed = credentials
-        let addresses = certificateAddresses(membership)
-        refreshed.certificate = try await BlockingWork.run {
-            try manager.reissueOwnCertificate(key: credentials.key, addresses: addresses)
-        }
-        refreshed.roots = manager.trustedRoots
-        try files.save(membership, refreshed)
-        logger.info("the manager's certificate is renewed (CA \(manager.ca.fingerprint))")
-        return refreshed
-    }
-
-    /// Serves the cluster port again with new credentials (nodes reconnect within a second).
-    private func restartPort(_ credentials: NodeCredentials) async throws {
-        guard let membership, let server, let consensus else { return }
-        server.beginGracefulShutdown()
-        let previous = serving
-        self.server = nil
-        serving = nil
-        await previous?.value
-        guard !Task.isCancelled, self.consensus != nil else { return }
-        try await startPort(consensus, credentials, listen: membership.listenAddress ?? membership.managerAddress)
-    }
-
-    /// A non-leading manager's agent renewed its certificate: the port serves the new one.
-    private func agentRenewed(_ credentials: NodeCredentials) async {
-        guard membership?.role == .manager else { return }
-        do { try await restartPort(credentials) } catch {
-            logger.error("cannot serve the cluster port with the renewed certificate: \(error)")
-        }
     }
 
     func leave(force: Bool) async throws {
@@ -380,31 +312,12 @@ actor ClusterController {
                         : "this node is one of the cluster's \(others.count + 1) managers: leaving takes it out of them (use --force)"
                 )
             }
-            if !others.isEmpty { try await leaveManagers(membership) }
+            try await leaveManagers(membership)
         }
         await stopRole()
         try files.remove()
         self.membership = nil
         logger.info("left cluster \(membership.clusterID)")
-    }
-
-    /// Takes this manager out of the cluster, through the leader: its node, then its place in
-    /// the consensus (so that the others' quorum no longer counts it).
-    private func leaveManagers(_ membership: ClusterMembership) async throws {
-        switch try await route() {
-        case .local(let manager):
-            try await BlockingWork.run { try manager.removeOwnNode() }
-            try await removeManager(id: membership.nodeID)
-        case .leader(let address, let credentials):
-            var removal = Atoll_Cluster_V1_RemoveNodeRequest()
-            removal.node = membership.nodeID
-            removal.force = true
-            let request = removal
-            _ = try await Self.forward(to: address, credentials) { client in
-                try await Atoll_Cluster_V1_Control.Client(wrapping: client).removeNode(
-                    request, options: .within(seconds: 20))
-            }
-        }
     }
 
     func info() async -> Atoll_Cluster_V1_InfoResponse {
@@ -447,187 +360,37 @@ actor ClusterController {
 
     // MARK: - Roles
 
-    /// A manager's consensus: the Raft server over the store (whose writes go through it), the
-    /// cluster port, and a loop that follows who leads.
-    private func startConsensus(
-        store: ClusterStore, member: RaftMember, credentials: NodeCredentials, listen: String
-    ) async throws {
-        let (served, roots) = (self.served, RootsCache(store: store))
-        let transport = GRPCRaftTransport(credentials: { served.towardPeers(roots) })
-        let raft = RaftNode(self: member, storage: store, transport: transport, logger: Logger(label: "atoll.raft"))
-        store.replicate(through: RaftReplicator(raft))
-        let consensus = Consensus(store: store, raft: raft, transport: transport, roots: roots)
-        self.consensus = consensus
-        try await startPort(consensus, credentials, listen: listen)
-        try await raft.start()
-        let updates = await raft.statusChanges()
-        statusTask = Task { [weak self] in
-            for await status in updates {
-                guard let self else { return }
-                await self.follow(status, of: raft)
-            }
-        }
-        if let directory = membership?.adminDirectory {
-            let changes = store.events()
-            bundleTask = Task { [weak self] in
-                for await change in changes where change.kind == .cluster {
-                    await self?.refreshAdminBundle(store, directory)
-                }
-            }
-        }
-    }
-
-    /// Rewrites the admin bundle when the cluster's CA is no longer the one it holds (a rotation
-    /// completed, on whichever manager led it): any manager holds the CA, replicated.
-    private func refreshAdminBundle(_ store: ClusterStore, _ directory: String) async {
-        do {
-            guard let cluster = try await BlockingWork.run({ try store.cluster() }), cluster.pendingCAKeyPEM.isEmpty
-            else { return }
-            let held = (try? FileSystem.readFile("\(directory)/ca.pem")).flatMap {
-                try? CertificateAuthority.fingerprint(ofPEM: String(decoding: $0, as: UTF8.self))
-            }
-            if held == (try CertificateAuthority.fingerprint(ofPEM: cluster.caCertificatePEM)) { return }
-            let ca = try CertificateAuthority(certificatePEM: cluster.caCertificatePEM, keyPEM: cluster.caKeyPEM)
-            try writeAdminBundle(ca: ca, clusterID: cluster.id, to: directory)
-            logger.info("rewrote the admin bundle in \(directory) for the cluster's CA \(ca.fingerprint)")
-        } catch {
-            logger.error("cannot rewrite the admin bundle in \(directory): \(error)")
-        }
-    }
-
-    /// Takes up or puts down the leader's work as the consensus changes hands.
-    private func follow(_ status: RaftStatus, of raft: RaftNode) async {
-        guard consensus?.raft === raft, let membership else { return }
-        if status.role == .leader, running == nil {
-            await lead(raft, membership)
-        } else if status.role != .leader, running != nil {
-            await stopLeading()
-        }
-        if running == nil, agent == nil, status.members.contains(where: { $0.id == membership.nodeID }) {
-            startAgent(membership)
-        }
-    }
-
-    /// This manager leads: once the log's earlier entries are applied here, the manager runs.
-    private func lead(_ raft: RaftNode, _ membership: ClusterMembership) async {
-        while consensus?.raft === raft, await raft.status.role == .leader {
-            do {
-                try await raft.barrier()
-                let store = raft === consensus?.raft ? consensus?.store : nil
-                guard let store else { return }
-                let manager = try await BlockingWork.run { try Manager(store: store, nodeID: membership.nodeID) }
-                stopAgent()
-                running = manager
-                leaderTasks = [Task { await manager.run() }, Task { await self.upkeep(manager) }]
-                let term = await raft.status.term
-                logger.info("this manager leads the cluster (term \(term))")
-                return
-            } catch {
-                logger.warning("cannot take up the leader's work yet: \(error)")
-                try? await Task.sleep(for: .milliseconds(250))
-            }
-        }
-    }
-
-    private func stopLeading() async {
-        let tasks = leaderTasks
-        leaderTasks = []
-        running = nil
-        for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
-        logger.info("this manager no longer leads the cluster")
-    }
-
-    /// Serves CA, Dispatcher, Control and Raft on the cluster port.
-    private func startPort(_ consensus: Consensus, _ credentials: NodeCredentials, listen: String) async throws {
-        let (host, port) = try ClusterTLS.hostAndPort(listen)
-        let roots = consensus.roots
-        let fallback = credentials.roots
-        let transport = HTTP2ServerTransport.Posix(
-            address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
-            transportSecurity: try ClusterTLS.serverSecurity(
-                credentials,
-                authorities: {
-                    (roots.current() ?? fallback).compactMap { try? CertificateAuthorityCheck(certificate: $0) }
-                }))
-        let clusterID = membership?.clusterID ?? ""
-        let server = GRPCServer(
-            transport: transport,
-            services: [
-                CAService(cluster: self), DispatcherService(cluster: self), ControlService(cluster: self, local: false),
-                RaftService(raft: consensus.raft, clusterID: clusterID),
-            ])
-        let logger = self.logger
-        let failure = Mutex<(any Error)?>(nil)
-        let serving = Task {
-            do { try await server.serve() } catch {
-                failure.withLock { $0 = error }
-                logger.error("the cluster port stopped: \(error)")
-            }
-        }
-        // The serving task may not have bound yet: ask until it has, or until it failed.
-        var bound = false
-        for _ in 0..<200 where !bound {
-            if let error = failure.withLock({ $0 }) {
-                throw AtollError(.unavailable, "cannot listen for the cluster on \(listen)", cause: error)
-            }
-            bound = (try? await server.listeningAddress) != nil
-            if !bound { try? await Task.sleep(for: .milliseconds(25)) }
-        }
-        guard bound else {
-            server.beginGracefulShutdown()
-            serving.cancel()
-            throw AtollError(.unavailable, "cannot listen for the cluster on \(listen): it did not bind within 5 s")
-        }
-        self.server = server
-        self.serving = serving
-        served.value.withLock { $0 = credentials }
-        logger.info("cluster manager serving on \(listen) (mutual TLS)")
-    }
-
-    private func startAgent(_ membership: ClusterMembership) {
-        let raft = consensus?.raft
-        let agent = Agent(
-            membership: membership, files: files, description: description,
-            leaderHint: { await raft?.status.leader?.address },
-            renewed: { [weak self] credentials in await self?.agentRenewed(credentials) })
-        self.agent = agent
-        agentTask = Task { await agent.run() }
-    }
-
-    private func stopAgent() {
-        agentTask?.cancel()
-        agentTask = nil
-        agent = nil
-    }
-
     /// Stops everything this node runs for the cluster. Everything is taken out of the actor
     /// before the first await, so that nothing started meanwhile is dropped unstopped.
     private func stopRole() async {
-        let (server, serving, consensus, statusTask) = (self.server, self.serving, self.consensus, self.statusTask)
-        bundleTask?.cancel()
-        bundleTask = nil
-        let tasks = leaderTasks + (agentTask.map { [$0] } ?? [])
+        let (server, serving, consensus) = (self.server, self.serving, self.consensus)
+        let tasks = [statusTask, bundleTask, agentTask, admissionTask].compactMap { $0 } + leaderTasks
         self.server = nil
         self.serving = nil
         self.consensus = nil
-        self.statusTask = nil
+        (statusTask, bundleTask, agentTask, admissionTask) = (nil, nil, nil, nil)
         leaderTasks = []
-        agentTask = nil
         served.value.withLock { $0 = nil }
         running = nil
         agent = nil
-        statusTask?.cancel()
         for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
+        server?.beginGracefulShutdown()
         if let consensus {
+            // No write may reach the file past the consensus from now on.
+            consensus.store.replicate(through: ClosedReplicator())
             await consensus.raft.stop()
+        }
+        for task in tasks { await task.value }
+        await serving?.value
+        // A port restarted meanwhile (upkeep, a renewal) goes too.
+        if let late = self.server {
+            late.beginGracefulShutdown()
+            self.server = nil
+        }
+        if let consensus {
             consensus.transport.close()
-            consensus.store.replicate(through: nil)
             try? consensus.store.close()
         }
-        server?.beginGracefulShutdown()
-        await serving?.value
     }
 
     private func refuseIfMember() throws {
@@ -698,27 +461,4 @@ actor ClusterController {
         return bytes.map(String.init).joined(separator: ".") + ":\(ClusterTLS.defaultPort)"
     }
 
-    /// ca.pem, cert.pem and key.pem for `atoll --tls-dir`: an admin certificate of this cluster.
-    private func writeAdminBundle(ca: CertificateAuthority, clusterID: String, to directory: String) throws {
-        let key = KeyPair.generate()
-        let certificate = try Manager.issueAdminCertificate(from: ca, clusterID: clusterID, key: key)
-        try Syscall.mkdirAll(directory, mode: 0o700)
-        try FileSystem.writeFileAtomically("\(directory)/key.pem", Array(key.pem.utf8), mode: 0o600)
-        try FileSystem.writeFileAtomically(
-            "\(directory)/cert.pem", Array(try certificate.serializeAsPEM().pemString.utf8), mode: 0o644)
-        try FileSystem.writeFileAtomically("\(directory)/ca.pem", Array(ca.certificatePEM.utf8), mode: 0o644)
-    }
-}
-
-/// The credentials a manager's cluster port serves with, shared with its consensus transport.
-final class ServedCredentials: Sendable {
-    let value = Mutex<NodeCredentials?>(nil)
-
-    /// For calls to the other managers: this certificate, trusting the roots the replicated
-    /// store names (both CAs during a rotation, whose managers may already serve the new one's).
-    func towardPeers(_ roots: RootsCache) -> NodeCredentials? {
-        guard var credentials = value.withLock({ $0 }) else { return nil }
-        if let current = roots.current(), !current.isEmpty { credentials.roots = current }
-        return credentials
-    }
 }

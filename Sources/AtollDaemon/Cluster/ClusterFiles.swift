@@ -19,6 +19,8 @@ struct ClusterMembership: Codable, Sendable, Equatable {
     /// The managers' cluster addresses as last heard, the leader's first: where the agent goes
     /// when the one it talks to is away.
     var managers: [String]?
+    /// A manager: its store has held the cluster's state (an empty one then means it was lost).
+    var replicated: Bool?
 
     /// Where to look for the leader: the addresses last heard of, then the one joined through.
     var managerCandidates: [String] {

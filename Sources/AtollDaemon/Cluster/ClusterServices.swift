@@ -133,14 +133,7 @@ struct CAService: Atoll_Cluster_V1_CA.SimpleServiceProtocol {
                 token: request.token, csrPEM: request.csrPem, description: description, address: address,
                 managerAddress: request.managerAddr)
         }
-        if node.role == .manager {
-            do {
-                try await cluster.addManager(id: node.id, address: node.managerAddress)
-            } catch {
-                try? await BlockingWork.run { try manager.removeNode(node.id, force: true) }
-                throw error
-            }
-        }
+        // A manager counts in the consensus once it serves its port and asks (Raft.AddMember).
         var response = Atoll_Cluster_V1_IssueNodeCertificateResponse()
         response.nodeID = node.id
         response.role = node.role.rawValue
@@ -214,7 +207,7 @@ struct ControlService: Atoll_Cluster_V1_Control.SimpleServiceProtocol {
             if !local { _ = try Caller(context).authorize(manager, roles: [.admin, .manager]) }
             return try await here(manager)
         case .leader(let address, let credentials):
-            if !local { try authorizeLocally(context) }
+            if !local { try await authorizeLocally(context) }
             return try await ClusterController.forward(to: address, credentials) { client in
                 try await forward(Client(wrapping: client))
             }
@@ -222,14 +215,20 @@ struct ControlService: Atoll_Cluster_V1_Control.SimpleServiceProtocol {
     }
 
     /// Before forwarding: the caller's certificate names an admin or a manager of this cluster
-    /// (the leader, which knows which nodes remain, checks the rest with ours).
-    private func authorizeLocally(_ context: ServerContext) throws {
+    /// that the replica here still has (the leader checks our certificate, not the caller's).
+    private func authorizeLocally(_ context: ServerContext) async throws {
         let caller = Caller(context)
         guard let identity = caller.identity, [.admin, .manager].contains(identity.role) else {
             throw AtollError(
                 .permissionDenied,
                 caller.identity.map { "a \($0.role.rawValue) certificate cannot call this: it needs admin or manager" }
                     ?? "a certificate of this cluster is required")
+        }
+        guard identity.clusterID == (await cluster.clusterID) else {
+            throw AtollError(.permissionDenied, "the certificate is for another cluster (\(identity.clusterID))")
+        }
+        if identity.role == .manager, !(await cluster.holdsNode(identity.nodeID)) {
+            throw AtollError(.permissionDenied, "node \(identity.nodeID) was removed from the cluster")
         }
     }
 
@@ -316,12 +315,20 @@ struct ControlService: Atoll_Cluster_V1_Control.SimpleServiceProtocol {
         -> Atoll_Cluster_V1_RemoveNodeResponse
     {
         try await answer(context) { manager in
-            let node = try await BlockingWork.run { try manager.removableNode(request.node, force: request.force) }
+            let node: Node
+            do {
+                node = try await BlockingWork.run { try manager.removableNode(request.node, force: request.force) }
+            } catch {
+                // A manager whose node is gone (its leave was cut short) may still count.
+                guard (error as? AtollError)?.code == .notFound else { throw error }
+                try await cluster.removeManager(id: request.node)
+                throw error
+            }
             if node.role == .manager { try await cluster.removeManager(id: node.id) }
             try await BlockingWork.run { try manager.removeNode(node.id, force: true) }
             return Atoll_Cluster_V1_RemoveNodeResponse()
         } forward: {
-            try await $0.removeNode(request, options: .within(seconds: 30))
+            try await $0.removeNode(request, options: .within(seconds: 45))
         }
     }
 
@@ -393,10 +400,10 @@ struct ControlService: Atoll_Cluster_V1_Control.SimpleServiceProtocol {
     /// leader, reachable (answered the leader within the last 2 s) or unreachable; empty for a
     /// node outside the consensus.
     static func managerStatus(_ id: String, _ status: RaftStatus) -> String {
-        guard status.members.contains(where: { $0.id == id }) else { return "" }
+        guard status.members.contains(where: { $0.id == id }) else { return "joining" }
         if status.leader?.id == id { return "leader" }
         guard let heard = status.lastContact[id] else { return "unreachable" }
-        return heard < 2 ? "reachable" : "unreachable"
+        return heard < ClusterController.reachableWithin ? "reachable" : "unreachable"
     }
 
     static func message(_ node: Node, manager: Manager, status: RaftStatus?) -> Atoll_Cluster_V1_NodeInfo {

@@ -27,7 +27,13 @@ enum ClusterTLS {
     )
         throws -> HTTP2ServerTransport.Posix.TransportSecurity
     {
-        let chain = try ([credentials.certificate] + credentials.roots.prefix(1)).map {
+        // The CA that signed the leaf goes with it: a joining node pins its token's CA in the chain.
+        let issuer =
+            credentials.roots.first {
+                (try? CertificateAuthorityCheck(certificate: $0))?.validates(credentials.certificate) ?? false
+            }
+            ?? credentials.roots.first
+        let chain = try ([credentials.certificate] + (issuer.map { [$0] } ?? [])).map {
             TLSConfig.CertificateSource.bytes(Array(try $0.serializeAsPEM().pemString.utf8), format: .pem)
         }
         return .mTLS(certificateChain: chain, privateKey: .bytes(Array(credentials.key.pem.utf8), format: .pem)) {

@@ -1,6 +1,7 @@
 import AtollAPI
 import AtollClient
 import AtollClusterPKI
+import AtollClusterStore
 import AtollCore
 import AtollRaft
 import Foundation
@@ -63,8 +64,8 @@ final class GRPCRaftTransport: RaftTransport {
 
     /// Closes every connection; later calls fail.
     func close() {
-        closed.withLock { $0 = true }
         let all = peers.withLock { peers in
+            closed.withLock { $0 = true }
             defer { peers = [:] }
             return Array(peers.values)
         }
@@ -84,40 +85,74 @@ final class GRPCRaftTransport: RaftTransport {
             transport: try HTTP2ClientTransport.Posix(
                 target: try ClusterTLS.target(address), transportSecurity: try ClusterTLS.clientSecurity(credentials)))
         let running = Task { _ = try? await client.runConnections() }
-        let replaced = peers.withLock { peers in
+        let (replaced, open) = peers.withLock { peers -> (Peer?, Bool) in
+            // Checked under the lock close() empties the table with, so no connection outlives it.
+            guard !closed.withLock({ $0 }) else { return (nil, false) }
             defer { peers[address] = Peer(client: client, running: running, identity: identity) }
-            return peers[address]
+            return (peers[address], true)
         }
         replaced?.client.beginGracefulShutdown()
+        guard open else {
+            client.beginGracefulShutdown()
+            throw AtollError(.unavailable, "this manager's cluster port is not serving")
+        }
         return client
     }
 }
 
 /// Serves the consensus messages to the other managers: only a manager certificate of this
-/// cluster is answered.
+/// cluster is answered, for messages it sends as itself, from a manager the cluster still has
+/// (the replica's nodes, or the configuration while its node is being removed). A manager that
+/// just joined, whose replica is still empty, follows whoever the leader is.
 struct RaftService: Atoll_Cluster_V1_Raft.SimpleServiceProtocol {
+    let cluster: ClusterController
     let raft: RaftNode
+    let store: ClusterStore
     let clusterID: String
 
     func requestVote(request: Atoll_Cluster_V1_RaftVoteRequest, context: ServerContext) async throws
         -> Atoll_Cluster_V1_RaftVoteResponse
     {
-        try authorize(context)
+        try await authorize(context, sender: request.candidateID)
         return Atoll_Cluster_V1_RaftVoteResponse(await raft.handleVote(RaftVoteRequest(request)))
     }
 
     func appendEntries(request: Atoll_Cluster_V1_RaftAppendRequest, context: ServerContext) async throws
         -> Atoll_Cluster_V1_RaftAppendResponse
     {
-        try authorize(context)
+        try await authorize(context, sender: request.leaderID)
         return Atoll_Cluster_V1_RaftAppendResponse(await raft.handleAppend(try RaftAppendRequest(request)))
     }
 
-    private func authorize(_ context: ServerContext) throws {
-        let caller = Caller(context)
-        guard let identity = caller.identity, identity.role == .manager, identity.clusterID == clusterID else {
+    func addMember(request: Atoll_Cluster_V1_RaftAddMemberRequest, context: ServerContext) async throws
+        -> Atoll_Cluster_V1_RaftAddMemberResponse
+    {
+        let identity = try manager(context)
+        try await cluster.admitManager(id: identity.nodeID)
+        return Atoll_Cluster_V1_RaftAddMemberResponse()
+    }
+
+    private func manager(_ context: ServerContext) throws -> CertificateIdentity {
+        guard let identity = Caller(context).identity, identity.role == .manager, identity.clusterID == clusterID
+        else {
+            throw RPCError(code: .permissionDenied, message: "only the cluster's managers take part in its consensus")
+        }
+        return identity
+    }
+
+    private func authorize(_ context: ServerContext, sender: String) async throws {
+        let identity = try manager(context)
+        guard identity.nodeID == sender else {
             throw RPCError(
-                code: .permissionDenied, message: "only the cluster's managers take part in its consensus")
+                code: .permissionDenied,
+                message: "the certificate is node \(identity.nodeID)'s, the message says it is from \(sender)")
+        }
+        let known = try await BlockingWork.run { [store] in
+            try store.cluster() == nil || store.node(sender) != nil
+        }
+        if known { return }
+        guard await raft.status.members.contains(where: { $0.id == sender }) else {
+            throw RPCError(code: .permissionDenied, message: "node \(sender) was removed from the cluster")
         }
     }
 }
