@@ -3,6 +3,7 @@ import AtollAPI
 import AtollClient
 import AtollCore
 import Foundation
+import GRPCCore
 
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -186,12 +187,20 @@ struct ClusterCACommand: AsyncParsableCommand {
             try await $0.control.rotateCA(Atoll_Cluster_V1_RotateCARequest())
         }
         var shown = ""
+        var unanswered = 0
         while !detach && !info.caRotation.isEmpty {
             if info.caRotation != shown, !quiet { Output.print("Rotating the CA: \(info.caRotation)") }
             shown = info.caRotation
             try await Task.sleep(for: .milliseconds(500))
-            info = try await GlobalOptions.withEngine {
-                try await $0.control.clusterInfo(Atoll_Cluster_V1_ClusterInfoRequest())
+            do {
+                info = try await GlobalOptions.withEngine {
+                    try await $0.control.clusterInfo(Atoll_Cluster_V1_ClusterInfoRequest())
+                }
+                unanswered = 0
+            } catch {
+                // Managers serve their port anew with each new certificate: ride out a few seconds.
+                guard (error as? RPCError)?.code == .unavailable, unanswered < 20 else { throw error }
+                unanswered += 1
             }
         }
         if detach {

@@ -410,13 +410,25 @@ actor ClusterController {
         to address: String, _ credentials: NodeCredentials,
         _ call: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Response
     ) async throws -> Response {
-        let transport = try HTTP2ClientTransport.Posix(
-            target: try ClusterTLS.target(address), transportSecurity: try ClusterTLS.clientSecurity(credentials))
-        do {
-            return try await withGRPCClient(transport: transport) { client in try await call(client) }
-        } catch {
-            guard let failure = error as? RPCError else { throw error }
-            throw AtollError(AtollError.Code(failure.code), failure.message)
+        // The leader's port restarts when its certificate changes (a renewal, a CA rotation): a
+        // call that could not even connect is tried again for a few seconds (it was never sent).
+        var attempts = 0
+        while true {
+            let transport = try HTTP2ClientTransport.Posix(
+                target: try ClusterTLS.target(address), transportSecurity: try ClusterTLS.clientSecurity(credentials))
+            do {
+                return try await withGRPCClient(transport: transport) { client in try await call(client) }
+            } catch {
+                guard let failure = error as? RPCError else { throw error }
+                attempts += 1
+                if failure.code == .unavailable, failure.message.hasPrefix("Could not establish a connection"),
+                    attempts < 20
+                {
+                    try await Task.sleep(for: .milliseconds(150))
+                    continue
+                }
+                throw AtollError(AtollError.Code(failure.code), failure.message)
+            }
         }
     }
 
