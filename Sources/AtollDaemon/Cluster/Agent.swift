@@ -120,8 +120,8 @@ final class Agent: Sendable {
             state.attempt = 0
             return state.managers != managers
         }
-        guard changed else { return }
-        var saved = membership
+        // What is on disk, not this agent's copy: the controller may have recorded more since.
+        guard changed, var saved = try? files.membership() else { return }
         saved.managers = managers
         try? files.saveMembership(saved)
         logger.info("the cluster's managers: \(managers.joined(separator: ", ")) (heard from \(address))")
@@ -180,7 +180,7 @@ final class Agent: Sendable {
             throw AtollError(.permissionDenied, "the manager renewed the certificate with one that does not match")
         }
         let saved = NodeCredentials(key: key, certificate: renewed, roots: credentials.roots)
-        var membership = self.membership
+        var membership = (try? files.membership()) ?? self.membership
         membership.managers = managers
         try files.save(membership, saved)
         logger.info("renewed this node's certificate (valid until \(renewed.notValidAfter))")
