@@ -69,7 +69,7 @@ public struct Atoll: AsyncParsableCommand {
     }
 
     static func fail(_ error: any Error) -> Never {
-        FileHandle.standardError.write(Data("Error: \(describe(error))\n".utf8))
+        Output.write(Data("Error: \(describe(error))\n".utf8), to: .standardError)
         Foundation.exit(1)
     }
 

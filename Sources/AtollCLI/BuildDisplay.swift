@@ -78,6 +78,6 @@ final class BuildDisplay: @unchecked Sendable {
     }
 
     private func emit(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        Output.write(Data((text + "\n").utf8), to: .standardError)
     }
 }

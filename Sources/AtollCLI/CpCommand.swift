@@ -45,7 +45,7 @@ struct CpCommand: AsyncParsableCommand {
         if destination == "-" {
             try await GlobalOptions.withEngine { [request] client in
                 try await client.containers.copyFrom(request) { response in
-                    for try await chunk in response.messages { FileHandle.standardOutput.write(chunk.data) }
+                    for try await chunk in response.messages { Output.write(chunk.data) }
                 }
             }
             return

@@ -164,7 +164,7 @@ struct StatsCommand: AsyncParsableCommand {
 
     static func render(_ rows: [[String: String]], format: String?, clear: Bool) {
         guard !rows.isEmpty else { return }
-        if clear { FileHandle.standardOutput.write(Data("\u{1B}[2J\u{1B}[H".utf8)) }
+        if clear { Output.write(Data("\u{1B}[2J\u{1B}[H".utf8)) }
         RowFormat(format).render(
             rows,
             columns: [

@@ -18,8 +18,9 @@ struct ImagePruneCommand: AsyncParsableCommand {
     func run() async throws {
         if !force && isatty(STDIN_FILENO) == 1 {
             let what = all ? "all images without at least one container associated to them" : "all dangling images"
-            FileHandle.standardError.write(
-                Data("WARNING! This will remove \(what).\nAre you sure you want to continue? [y/N] ".utf8))
+            Output.write(
+                Data("WARNING! This will remove \(what).\nAre you sure you want to continue? [y/N] ".utf8),
+                to: .standardError)
             guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else { return }
         }
         var request = Atoll_Engine_V1_PruneImagesRequest()

@@ -73,8 +73,8 @@ enum InteractiveSession {
                 var exitCode: Int32?
                 for try await message in response.messages {
                     switch message.part {
-                    case .stdout(let data)?: FileHandle.standardOutput.write(data)
-                    case .stderr(let data)?: FileHandle.standardError.write(data)
+                    case .stdout(let data)?: Output.write(data)
+                    case .stderr(let data)?: Output.write(data, to: .standardError)
                     case .exitCode(let code)?: exitCode = code
                     default: break
                     }

@@ -33,8 +33,9 @@ struct LoginCommand: AsyncParsableCommand {
         guard !user.isEmpty else { throw AtollError.invalidArgument("login needs a username") }
         let secret: String
         if let password {
-            FileHandle.standardError.write(
-                Data("WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n".utf8))
+            Output.write(
+                Data("WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n".utf8),
+                to: .standardError)
             secret = password
         } else if passwordStdin {
             let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
@@ -59,7 +60,7 @@ struct LoginCommand: AsyncParsableCommand {
             throw AtollError.invalidArgument(
                 "cannot ask for credentials without a terminal: use --username and --password-stdin")
         }
-        FileHandle.standardError.write(Data(question.utf8))
+        Output.write(Data(question.utf8), to: .standardError)
         var saved = termios()
         let hidden = !echo && tcgetattr(0, &saved) == 0
         if hidden {
@@ -70,7 +71,7 @@ struct LoginCommand: AsyncParsableCommand {
         defer {
             if hidden {
                 tcsetattr(0, TCSANOW, &saved)
-                FileHandle.standardError.write(Data("\n".utf8))
+                Output.write(Data("\n".utf8), to: .standardError)
             }
         }
         return readLine(strippingNewline: true) ?? ""

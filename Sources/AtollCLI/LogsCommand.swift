@@ -40,7 +40,7 @@ struct LogsCommand: AsyncParsableCommand {
                     bytes.append(entry.content)
                     if !entry.partial { bytes.append(0x0A) }
                     atLineStart = !entry.partial
-                    (entry.stderr ? FileHandle.standardError : FileHandle.standardOutput).write(bytes)
+                    Output.write(bytes, to: entry.stderr ? .standardError : .standardOutput)
                 }
             }
         }

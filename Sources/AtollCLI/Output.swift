@@ -4,7 +4,14 @@ import Foundation
 enum Output {
     /// Prints a line; a reader that went away (`atoll ps | head -1`) ends the CLI quietly.
     static func print(_ text: String) {
-        do { try FileHandle.standardOutput.write(contentsOf: Data((text + "\n").utf8)) } catch { exit(0) }
+        write(Data((text + "\n").utf8))
+    }
+
+    /// Writes bytes as they are. Foundation's `FileHandle.write(_:)` traps when the reader went
+    /// away (SIGPIPE is ignored, so the write fails with EPIPE): standard output then ends the CLI
+    /// quietly, as `docker logs web | head -1` ends; standard error drops what cannot be shown.
+    static func write(_ data: Data, to handle: FileHandle = .standardOutput) {
+        do { try handle.write(contentsOf: data) } catch { if handle === FileHandle.standardOutput { exit(0) } }
     }
 
     /// Columns padded as Docker's tabwriter pads them (at least three spaces between).
@@ -140,6 +147,6 @@ struct RowFormat {
 
 extension FileHandle {
     static func standardErrorLine(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        Output.write(Data((text + "\n").utf8), to: .standardError)
     }
 }

@@ -116,7 +116,7 @@ final class PullDisplay: @unchecked Sendable {
         let done = order.reduce(Int64(0)) { $0 + (states[$1] == verbs.present ? sizes[$1] ?? 0 : received[$1] ?? 0) }
         text += "\u{1B}[2Ktotal: \(bar(done, total)) \(Output.size(done))/\(Output.size(total))\n"
         drawn = order.count + 1
-        FileHandle.standardOutput.write(Data(text.utf8))
+        Output.write(Data(text.utf8))
     }
 
     private func describe(_ layer: String) -> String {

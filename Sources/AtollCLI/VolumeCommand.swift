@@ -165,7 +165,7 @@ struct VolumeExportCommand: AsyncParsableCommand {
             }
             try await GlobalOptions.withEngine { [request] client in
                 try await client.volumes.exportContent(request) { response in
-                    for try await chunk in response.messages { FileHandle.standardOutput.write(chunk.data) }
+                    for try await chunk in response.messages { Output.write(chunk.data) }
                 }
             }
             return

@@ -44,7 +44,8 @@ public enum RuntimeProbe {
             try? FileSystem.removeTree(bundle)
         }
         do {
-            try Syscall.mkdirAll("\(bundle)/rootfs")
+            // crun wants the mount points to exist (runc makes them).
+            for directory in ["rootfs/dev", "rootfs/proc"] { try Syscall.mkdirAll("\(bundle)/\(directory)") }
             let data = try Data(contentsOf: URL(fileURLWithPath: probeBinary.path))
             try data.write(to: URL(fileURLWithPath: "\(bundle)/rootfs\(probeBinary.args[0])"))
             chmod("\(bundle)/rootfs\(probeBinary.args[0])", 0o755)

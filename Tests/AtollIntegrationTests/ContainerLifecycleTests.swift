@@ -66,6 +66,11 @@ import Testing
         let tail = daemon.atoll(["logs", "--tail", "1", "-t", "ticker"]).stdout
         #expect(tail.split(separator: "\n").count == 1)
         #expect(tail.contains("Z tick "), "timestamps come first: \(tail)")
+        // A reader that goes away ends `logs -f` quietly (EPIPE, not a crash of the CLI).
+        let headed = daemon.shellWithHost(
+            "\(DaemonFixture.binDirectory)/atoll logs -f ticker | head -1; echo ${PIPESTATUS[0]}")
+        #expect(headed.stdout == "tick 0\n0\n", "\(headed.stderr)")
+        #expect(headed.stderr == "")
 
         let exec = daemon.atoll([
             "exec", "-e", "EXTRA=1", "-w", "/tmp", "ticker", "sh", "-c", "echo $GREETING$EXTRA; pwd; exit 4",

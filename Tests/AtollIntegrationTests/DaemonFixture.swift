@@ -1,3 +1,4 @@
+import AtollCore
 import Foundation
 import Glibc
 
@@ -158,25 +159,12 @@ final class DaemonFixture: @unchecked Sendable {
     static func run(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:], stdinFile: String? = nil
     ) -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        if let stdinFile { process.standardInput = FileHandle(forReadingAtPath: stdinFile) }
-        do { try process.run() } catch { return Result(status: -1, stdout: "", stderr: "\(error)") }
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+        do {
+            let result = try Subprocess.run(executable, arguments, environment: environment, inputFile: stdinFile)
+            return Result(status: result.status, stdout: result.stdout, stderr: result.stderr)
+        } catch {
+            return Result(status: -1, stdout: "", stderr: "\(error)")
+        }
     }
 
     /// Runs a shell command line with ATOLL_HOST pointing at this daemon.
@@ -228,7 +216,8 @@ enum BusyboxArchive {
         let path = "/tmp/atoll-it-busybox.tar"
         let result = DaemonFixture.shell(
             "\(DaemonFixture.packageRoot)/deploy/busybox-image \(path).$$ busybox:latest && mv \(path).$$ \(path)")
-        precondition(result.status == 0, "deploy/busybox-image failed: \(result.stderr)")
+        // Every image test needs it: without it the run stops here, saying why.
+        precondition(result.status == 0, "deploy/busybox-image exited with \(result.status): \(result.stderr)")
         return path
     }()
 }

@@ -1,3 +1,4 @@
+import AtollCore
 import Foundation
 import Testing
 
@@ -51,14 +52,7 @@ struct FirewallRulesTests {
         let file = "/tmp/atoll-nft-check-\(UUID().uuidString.prefix(8)).nft"
         try FirewallRules.render(Self.state).write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let nft = Process()
-        nft.executableURL = URL(fileURLWithPath: "/usr/sbin/nft")
-        nft.arguments = ["--check", "-f", file]
-        let errors = Pipe()
-        nft.standardError = errors
-        try nft.run()
-        nft.waitUntilExit()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(nft.terminationStatus == 0, "nft --check: \(message)")
+        let nft = try Subprocess.run("/usr/sbin/nft", ["--check", "-f", file])
+        #expect(nft.status == 0, "nft --check: \(nft.stderr)")
     }
 }
