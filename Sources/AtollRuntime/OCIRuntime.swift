@@ -89,6 +89,19 @@ public struct OCIRuntime: Sendable, Equatable {
             if text.hasSuffix("\"") { text.removeLast() }
             return text.replacingOccurrences(of: "\\\"", with: "\"")
         }
-        return last
+        return dockerWording(last)
+    }
+
+    /// crun words a missing command its own way; users (and scripts) know runc's and Docker's:
+    /// `exec: "NAME": executable file not found in $PATH`.
+    static func dockerWording(_ message: String) -> String {
+        let prefix = "executable file `"
+        guard let start = message.range(of: prefix),
+            let end = message.range(of: "` not found in $PATH", range: start.upperBound..<message.endIndex)
+        else {
+            return message
+        }
+        let name = message[start.upperBound..<end.lowerBound]
+        return "exec: \"\(name)\": executable file not found in $PATH"
     }
 }

@@ -157,6 +157,19 @@ import Testing
                 .contains("1"))
         #expect(run(["busybox", "grep", "Seccomp:", "/proc/self/status"]).stdout.contains("2"))
         #expect(run(["--privileged", "busybox", "grep", "Seccomp:", "/proc/self/status"]).stdout.contains("0"))
+        // The default profile refuses unshare without CAP_SYS_ADMIN, for the first container and
+        // for the next, which crun runs from the program it compiled for the first.
+        for _ in 0..<2 {
+            #expect(run(["busybox", "unshare", "-U", "true"]).stderr.contains("Operation not permitted"))
+        }
+        #expect(run(["--security-opt", "seccomp=unconfined", "busybox", "unshare", "-U", "true"]).status == 0)
+        let sleeper = daemon.atoll(["run", "-d", "busybox", "sleep", "60"]).stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        let runtime = daemon.atoll(["inspect", "-f", "{{.HostConfig.Runtime}}", sleeper]).stdout
+        let config =
+            (try? String(contentsOfFile: "\(daemon.root)/containers/\(sleeper)/config.json", encoding: .utf8)) ?? ""
+        #expect(config.contains("run.oci.seccomp_bpf_data") == (runtime == "crun\n"), "\(runtime)")
+        #expect(daemon.atoll(["rm", "-f", sleeper]).status == 0)
         #expect(run(["--read-only", "busybox", "touch", "/file"]).status != 0)
         #expect(run(["busybox", "touch", "/file"]).status == 0)
         #expect(

@@ -107,6 +107,11 @@ extension ContainerService {
             if record.settings.tty, let consoleSize {
                 spec.process.consoleSize = .init(height: consoleSize.rows, width: consoleSize.columns)
             }
+            let seccompKey = seccompPrograms.key(for: spec.linux.seccomp, runtime: chosen)
+            let compiled = seccompKey.flatMap { seccompPrograms.program(for: $0) }
+            if let compiled {
+                spec.annotations = (spec.annotations ?? [:]).merging([SeccompPrograms.annotation: compiled]) { $1 }
+            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             try FileSystem.writeFile("\(bundle)/config.json", Array(try encoder.encode(spec)))
@@ -120,6 +125,7 @@ extension ContainerService {
                     message: "cannot start container \(record.name): \(failure.message)", exitStatus: failure.exitStatus
                 )
             }
+            if let seccompKey, compiled == nil { seccompPrograms.learn(seccompKey, runtime: chosen, id: id) }
             if attach { connection = try AttachConnection(socketDirectory: paths.sockets, handle: Conmon.handle(id)) }
             record.state.pid = pids.pid
             record.state.monitorPid = pids.monitorPid

@@ -30,6 +30,7 @@ public final class ContainerService: Sendable {
     let removedExits = Mutex<[(id: String, code: Int32)]>([])
     /// Image configs by image ID (see `imageConfig(imageID:)`).
     let imageConfigs = Mutex<[String: ImageConfig.Config]>([:])
+    let seccompPrograms = SeccompPrograms()
     let logger = Logger(label: "atoll.containers")
 
     init(
