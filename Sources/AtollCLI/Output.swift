@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Printing helpers: Docker-style tables, sizes, durations and --format templates.
 enum Output {
@@ -7,11 +8,32 @@ enum Output {
         write(Data((text + "\n").utf8))
     }
 
-    /// Writes bytes as they are. Foundation's `FileHandle.write(_:)` traps when the reader went
-    /// away (SIGPIPE is ignored, so the write fails with EPIPE): standard output then ends the CLI
-    /// quietly, as `docker logs web | head -1` ends; standard error drops what cannot be shown.
+    /// Writes bytes as they are (Foundation's `FileHandle.write(_:)` would trap on a failed write).
+    /// When standard output's reader went away (EPIPE: SIGPIPE is ignored) the CLI ends quietly,
+    /// as `atoll logs web | head -1` should; any other failure there (a full disk under
+    /// `atoll volume export v > file`) is an error, exit status 1. Standard error drops what it
+    /// cannot show.
     static func write(_ data: Data, to handle: FileHandle = .standardOutput) {
-        do { try handle.write(contentsOf: data) } catch { if handle === FileHandle.standardOutput { exit(0) } }
+        let toStandardOutput = handle === FileHandle.standardOutput
+        let failure: Int32? = data.withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress else { return nil }
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(handle.fileDescriptor, base + offset, bytes.count - offset)
+                if written >= 0 {
+                    offset += written
+                } else if errno != EINTR {
+                    return errno
+                }
+            }
+            return nil
+        }
+        guard let failure, toStandardOutput else { return }
+        if failure == EPIPE { exit(0) }
+        let reason = String(cString: strerror(failure))
+        _ = try? FileHandle.standardError.write(
+            contentsOf: Data("Error: cannot write to standard output: \(reason)\n".utf8))
+        exit(1)
     }
 
     /// Columns padded as Docker's tabwriter pads them (at least three spaces between).

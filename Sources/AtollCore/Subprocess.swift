@@ -30,6 +30,9 @@ public enum Subprocess {
         _ executable: String, _ arguments: [String], environment: [String: String] = [:], input: Data? = nil,
         inputFile: String? = nil, timeout: Duration? = nil, onTimeout: (@Sendable () -> Void)? = nil
     ) throws -> Result {
+        guard input == nil || inputFile == nil else {
+            throw AtollError.invalidArgument("give \(executable) its input as data or as a file, not both")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -81,6 +84,8 @@ public enum Subprocess {
         nonisolated(unsafe) var errData = Swift.Result<Data, SystemCallError>.success(Data())
         DispatchQueue.global().async(group: group) { errData = drain(err.fileHandleForReading) }
         let outData = drain(out.fileHandleForReading)
+        // Nobody reads the pipe after a failure: closing it ends a program still printing to it.
+        if case .failure = outData { try? out.fileHandleForReading.close() }
         group.wait()
         process.waitUntilExit()
         killer?.cancel()

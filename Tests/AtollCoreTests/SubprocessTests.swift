@@ -36,6 +36,7 @@ import Testing
         defer { unlink(path) }
         #expect(try Subprocess.run("/bin/cat", [], inputFile: path).stdout == "from a file\n")
         #expect(throws: AtollError.self) { try Subprocess.run("/bin/cat", [], inputFile: path + ".missing") }
+        #expect(throws: AtollError.self) { try Subprocess.run("/bin/cat", [], input: Data("x".utf8), inputFile: path) }
     }
 
     @Test func aReadErrorIsReturnedNotATrap() throws {

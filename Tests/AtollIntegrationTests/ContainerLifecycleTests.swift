@@ -71,6 +71,10 @@ import Testing
             "\(DaemonFixture.binDirectory)/atoll logs -f ticker | head -1; echo ${PIPESTATUS[0]}")
         #expect(headed.stdout == "tick 0\n0\n", "\(headed.stderr)")
         #expect(headed.stderr == "")
+        // Any other failure to write is an error: a full disk must not pass for a finished export.
+        let full = daemon.shellWithHost("\(DaemonFixture.binDirectory)/atoll logs ticker > /dev/full")
+        #expect(full.status == 1)
+        #expect(full.stderr.contains("cannot write to standard output: No space left on device"), "\(full.stderr)")
 
         let exec = daemon.atoll([
             "exec", "-e", "EXTRA=1", "-w", "/tmp", "ticker", "sh", "-c", "echo $GREETING$EXTRA; pwd; exit 4",
