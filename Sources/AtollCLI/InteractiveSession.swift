@@ -27,7 +27,11 @@ enum InteractiveSession {
         _ messages: Messages<Request>, sendStdin: Bool, tty: Bool, call: Call<Request>
     ) async throws -> Int32? {
         let restore = tty && sendStdin && Terminal.isTerminal(0) ? Terminal.makeRaw(0) : nil
-        defer { restore?() }
+        Output.restoreBeforeExit.withLock { $0 = restore }
+        defer {
+            Output.restoreBeforeExit.withLock { $0 = nil }
+            restore?()
+        }
         let (requests, requestSink) = AsyncStream<Request>.makeStream()
         let (finished, finish) = AsyncStream<Void>.makeStream()
         requestSink.yield(messages.header)

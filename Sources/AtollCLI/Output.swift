@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// Printing helpers: Docker-style tables, sizes, durations and --format templates.
 enum Output {
@@ -7,6 +8,9 @@ enum Output {
     static func print(_ text: String) {
         write(Data((text + "\n").utf8))
     }
+
+    /// What must be undone if a failed write ends the CLI (a terminal put in raw mode for `-it`).
+    static let restoreBeforeExit = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// Writes bytes as they are (Foundation's `FileHandle.write(_:)` would trap on a failed write).
     /// When standard output's reader went away (EPIPE: SIGPIPE is ignored) the CLI ends quietly,
@@ -29,6 +33,7 @@ enum Output {
             return nil
         }
         guard let failure, toStandardOutput else { return }
+        if let restore = restoreBeforeExit.withLock({ $0 }) { restore() }
         if failure == EPIPE { exit(0) }
         let reason = String(cString: strerror(failure))
         _ = try? FileHandle.standardError.write(

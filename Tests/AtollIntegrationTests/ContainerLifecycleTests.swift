@@ -140,6 +140,12 @@ import Testing
         #expect(tty.stdout.contains("/dev/pts/0"), "\(tty.stdout) \(tty.stderr)")
         #expect(tty.stdout.contains("33 91"))
         #expect(tty.status == 5)
+        // A reader that goes away ends `run -it` with the terminal out of raw mode again.
+        let cooked = daemon.shellWithHost(
+            "script -qec \"\(atoll) run -it --name chatty busybox sh -c 'while true; do echo y; done' | head -1; stty -a\" /dev/null"
+        )
+        #expect(cooked.stdout.contains(" icanon") && cooked.stdout.contains(" echo "), "\(cooked.stdout)")
+        #expect(daemon.atoll(["rm", "-f", "chatty"]).status == 0)
     }
 
     @Test func securitySettingsAndLimitsReachTheKernel() throws {
