@@ -64,10 +64,7 @@ extension RaftClusterTests {
         }
 
         @Test func stoppingTheLeaderElectsANewOneAndCommittedEntriesSurvive() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let old = try await cluster.awaitLeader()
                 let oldTerm = await (try cluster.node(old)).status.term
                 #expect(try await cluster.node(old).propose("one") == .applied)
@@ -86,10 +83,7 @@ extension RaftClusterTests {
         }
 
         @Test func aPartitionedLeaderCannotCommitStepsDownAndLosesItsUncommittedEntries() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let old = try await cluster.awaitLeader()
                 let others = cluster.runningIDs.filter { $0 != old }
                 let oldNode = try cluster.node(old)

@@ -5,10 +5,7 @@ import Testing
 extension RaftClusterTests {
     @Suite struct Membership {
         @Test func anAddedServerWithAnEmptyLogCatchesUpFromTheFirstEntry() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leaderID = try await cluster.awaitLeader()
                 let leader = try cluster.node(leaderID)
                 let commands = (1...10).map { "c\($0)" }
@@ -35,10 +32,7 @@ extension RaftClusterTests {
         }
 
         @Test func aRemovedServerThatMissedItsRemovalDoesNotDisruptTheCluster() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leaderID = try await cluster.awaitLeader()
                 let leader = try cluster.node(leaderID)
                 let others = cluster.runningIDs.filter { $0 != leaderID }
@@ -88,10 +82,7 @@ extension RaftClusterTests {
         }
 
         @Test func aRemovedServerThatLearnsOfItsRemovalStopsCampaigning() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leaderID = try await cluster.awaitLeader()
                 let leader = try cluster.node(leaderID)
                 let removed = cluster.runningIDs.first { $0 != leaderID } ?? ""
@@ -110,10 +101,7 @@ extension RaftClusterTests {
         }
 
         @Test func aLeaderThatRemovesItselfStepsDownAndTheOthersElectANewOne() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leaderID = try await cluster.awaitLeader()
                 let leader = try cluster.node(leaderID)
                 #expect(try await leader.propose("one") == .applied)
@@ -130,10 +118,7 @@ extension RaftClusterTests {
         }
 
         @Test func aSecondChangeIsRefusedWhileTheFirstIsUncommitted() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leaderID = try await cluster.awaitLeader()
                 let leader = try cluster.node(leaderID)
                 try await leader.barrier()

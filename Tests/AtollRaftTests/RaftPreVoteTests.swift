@@ -167,10 +167,7 @@ import Testing
 extension RaftClusterTests {
     @Suite struct PreVote {
         @Test func aPartitionedFollowerDoesNotRaiseItsTermNorDeposeTheLeaderWhenHealed() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leaderID = try await cluster.awaitLeader()
                 let leader = try cluster.node(leaderID)
                 let term = await leader.status.term
@@ -210,10 +207,7 @@ extension RaftClusterTests {
         /// What was seen on a lab: a manager restarts and times out before the leader reconnects to
         /// it, while it reaches the other follower.
         @Test func aRestartedFollowerTheLeaderHasNotReconnectedToDoesNotDeposeIt() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leaderID = try await cluster.awaitLeader()
                 let leader = try cluster.node(leaderID)
                 let term = await leader.status.term

@@ -5,10 +5,7 @@ import Testing
 extension RaftClusterTests {
     @Suite struct Replication {
         @Test func proposalsAreAppliedOnEveryServerInTheSameOrder() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leader = try cluster.node(try await cluster.awaitLeader())
                 let outcomes = try await withThrowingTaskGroup(of: RaftApplyOutcome.self) { group in
                     for number in 0..<20 {
@@ -30,10 +27,7 @@ extension RaftClusterTests {
         }
 
         @Test func aRefusedCommandComesBackToTheProposerAndIsRefusedEverywhere() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leader = try cluster.node(try await cluster.awaitLeader())
                 let outcome = try await leader.propose("refuse")
                 #expect(outcome == .refused("the test state machine refuses \"refuse\""))
@@ -44,10 +38,7 @@ extension RaftClusterTests {
         }
 
         @Test func proposingOnAFollowerThrowsNotLeaderWithTheLeader() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leader = try await cluster.awaitLeader()
                 let follower = try cluster.node(cluster.runningIDs.first { $0 != leader } ?? "")
                 try await eventually("the follower knows the leader") { await follower.status.leader?.id == leader }
@@ -59,10 +50,7 @@ extension RaftClusterTests {
         }
 
         @Test func aBarrierWaitsForTheLeadersFirstEntry() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let node = try cluster.node(try await cluster.awaitLeader())
                 try await node.barrier()
                 let status = await node.status
@@ -75,10 +63,7 @@ extension RaftClusterTests {
         }
 
         @Test func aRestartedServerKeepsItsStateAndAppliesOnlyNewEntries() async throws {
-            try await withStallRetries {
-                let cluster = try TestCluster(["a", "b", "c"])
-                try await cluster.startAll()
-                defer { Task { await cluster.stopAll() } }
+            try await withThreeServers { cluster in
                 let leaderID = try await cluster.awaitLeader()
                 let leader = try cluster.node(leaderID)
                 #expect(try await leader.propose("one") == .applied)

@@ -116,3 +116,16 @@ func withStallRetries(
         if !spoiled.withLock({ $0 }) { return }
     }
 }
+
+/// `withStallRetries` around a scenario on a fresh three-server cluster ("a", "b", "c"), all
+/// started before the scenario and stopped after it.
+func withThreeServers(
+    sourceLocation: SourceLocation = #_sourceLocation, _ scenario: (TestCluster) async throws -> Void
+) async throws {
+    try await withStallRetries(sourceLocation: sourceLocation) {
+        let cluster = try TestCluster(["a", "b", "c"])
+        try await cluster.startAll()
+        defer { Task { await cluster.stopAll() } }
+        try await scenario(cluster)
+    }
+}
