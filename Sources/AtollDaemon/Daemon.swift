@@ -118,7 +118,7 @@ public enum Daemon {
         }
         unlink(options.socket)
         await cluster.shutdown()
-        engine.networks.shutdown()
+        engine.shutdown()
         logger.info("atolld stopped")
     }
 

@@ -147,6 +147,13 @@ public final class Engine: Sendable {
         runtimeCache.statuses(workDirectory: configuration.runDirectory)
     }
 
+    /// Stops what the engine runs on the host beyond containers: the DNS resolvers and the
+    /// sealed runtime binaries. Containers keep running.
+    public func shutdown() {
+        networks.shutdown()
+        runtimeCache.release()
+    }
+
     /// The runtime containers use by default: crun where it works, else the first that works
     /// (runc); nil when none does.
     public func defaultRuntime() -> String? {
@@ -253,18 +260,28 @@ public struct DiskUsageRow: Sendable {
     public var reclaimable: Int64
 }
 
-/// The runtimes' probe results: probed once (callers that arrive while the probe runs wait for
-/// it), then remembered.
+/// The runtimes' probe results: probed (and the working ones sealed) once, callers that arrive
+/// while the probe runs waiting for it, then remembered.
 final class RuntimeCache: Sendable {
     private let lock = NSLock()
     nonisolated(unsafe) private var known: [RuntimeStatus]?
+    private let logger = Logger(label: "atoll.engine")
 
     func statuses(workDirectory: String) -> [RuntimeStatus] {
         lock.lock()
         defer { lock.unlock() }
         if let known { return known }
-        let probed = RuntimeProbe.probeAll(workDirectory: workDirectory)
+        let probed = RuntimeProbe.seal(
+            RuntimeProbe.probeAll(workDirectory: workDirectory), in: "\(workDirectory)/runtimes", logger: logger)
         known = probed
         return probed
+    }
+
+    /// Unmounts the sealed runtimes (at shutdown: containers do not need them to keep running).
+    func release() {
+        lock.lock()
+        defer { lock.unlock() }
+        RuntimeProbe.unseal(known ?? [])
+        known = nil
     }
 }

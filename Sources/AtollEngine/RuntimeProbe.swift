@@ -1,6 +1,8 @@
 import AtollCore
+import AtollRuntime
 import Foundation
 import Glibc
+import Logging
 
 /// An OCI runtime on this host and whether it really runs a container here.
 public struct RuntimeStatus: Sendable {
@@ -9,6 +11,15 @@ public struct RuntimeStatus: Sendable {
     public var version: String
     public var works: Bool
     public var problem: String
+    /// Where the daemon runs it from: a sealed copy of `path` when one could be made.
+    public var sealedPath: String?
+
+    /// The runtime as containers use it.
+    func runtime(stateRoot: String) -> OCIRuntime {
+        guard let sealedPath else { return OCIRuntime(name: name, path: path, stateRoot: stateRoot) }
+        return OCIRuntime(
+            name: name, path: sealedPath, stateRoot: stateRoot, environment: SealedRuntimeBinary.environment)
+    }
 }
 
 /// Finds crun and runc and checks each by running a real (tiny) container: a version string says
@@ -26,7 +37,7 @@ public enum RuntimeProbe {
     }
 
     static func probe(name: String, path: String, workDirectory: String) -> RuntimeStatus {
-        var status = RuntimeStatus(name: name, path: path, version: "", works: false, problem: "")
+        var status = RuntimeStatus(name: name, path: path, version: "", works: false, problem: "", sealedPath: nil)
         if let result = try? Subprocess.run(path, ["--version"]) {
             status.version =
                 result.stdout.split(separator: "\n").first.map {
@@ -61,6 +72,29 @@ public enum RuntimeProbe {
             status.problem = "probe failed: \(error)"
         }
         return status
+    }
+
+    /// Mounts each working runtime read-only under `directory` to run it from there (see
+    /// `SealedRuntimeBinary`); a runtime that cannot be sealed runs from its own path.
+    static func seal(_ statuses: [RuntimeStatus], in directory: String, logger: Logger) -> [RuntimeStatus] {
+        statuses.map { status in
+            guard status.works else { return status }
+            var sealed = status
+            let target = "\(directory)/\(status.name)"
+            do {
+                try SealedRuntimeBinary.seal(status.path, at: target)
+                sealed.sealedPath = target
+            } catch {
+                logger.warning(
+                    "\(status.name) runs from \(status.path): cannot mount it read-only at \(target): \(error)")
+            }
+            return sealed
+        }
+    }
+
+    /// Removes the mounts `seal` made.
+    static func unseal(_ statuses: [RuntimeStatus]) {
+        for path in statuses.compactMap(\.sealedPath) { SealedRuntimeBinary.unseal(path) }
     }
 
     private static func staticProbeBinary() -> (path: String, args: [String])? {

@@ -18,16 +18,29 @@ public final class SeccompPrograms: Sendable {
     static let capacity = 32
 
     private let programs = Mutex<[String: String]>([:])
+    /// Keys already computed: encoding and hashing a profile costs more than looking it up.
+    private let keys = Mutex<[Profile: String]>([:])
+
+    private struct Profile: Hashable {
+        var seccomp: Seccomp
+        var runtimePath: String
+    }
 
     public init() {}
 
     /// The key of a profile for one runtime binary, or nil when that runtime cannot take a program.
     public func key(for seccomp: Seccomp?, runtime: OCIRuntime) -> String? {
         guard runtime.name == "crun", let seccomp else { return nil }
+        let profile = Profile(seccomp: seccomp, runtimePath: runtime.path)
+        if let known = keys.withLock({ $0[profile] }) { return known }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        guard let profile = try? encoder.encode(seccomp) else { return nil }
-        return Digest.sha256(of: Array(runtime.path.utf8) + [0] + Array(profile)).hex
+        guard let json = try? encoder.encode(seccomp) else { return nil }
+        let key = Digest.sha256(of: Array(runtime.path.utf8) + [0] + Array(json)).hex
+        keys.withLock { keys in
+            if keys.count < Self.capacity { keys[profile] = key }
+        }
+        return key
     }
 
     /// The compiled program for `key` (base64, as the annotation wants it), if known.

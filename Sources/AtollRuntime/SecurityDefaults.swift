@@ -3,7 +3,7 @@ import Foundation
 
 /// The seccomp section of an OCI runtime spec (`linux.seccomp` in runtime-spec `config-linux.md`),
 /// encoded with the spec's field names. Optional fields left nil are omitted from the JSON.
-public struct Seccomp: Codable, Sendable, Equatable {
+public struct Seccomp: Codable, Sendable, Hashable {
     /// What happens to a system call no rule matches, e.g. `SCMP_ACT_ERRNO`.
     public var defaultAction: String
     /// The errno a call that falls through to `defaultAction` gets (1, EPERM, in Docker's profile).
@@ -26,7 +26,7 @@ public struct Seccomp: Codable, Sendable, Equatable {
 
 /// One seccomp rule: an action for the named system calls, optionally only when every argument
 /// condition holds.
-public struct SeccompSyscall: Codable, Sendable, Equatable {
+public struct SeccompSyscall: Codable, Sendable, Hashable {
     public var names: [String]
     /// `SCMP_ACT_ALLOW`, `SCMP_ACT_ERRNO`, ...
     public var action: String
@@ -45,7 +45,7 @@ public struct SeccompSyscall: Codable, Sendable, Equatable {
 
 /// A condition on one system-call argument: `args[index] op value` (for `SCMP_CMP_MASKED_EQ`,
 /// `args[index] & value == valueTwo`).
-public struct SeccompArg: Codable, Sendable, Equatable {
+public struct SeccompArg: Codable, Sendable, Hashable {
     public var index: UInt
     public var value: UInt64
     public var valueTwo: UInt64?

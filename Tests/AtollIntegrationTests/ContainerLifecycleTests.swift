@@ -301,6 +301,34 @@ import Testing
         #expect(daemon.atoll(["rm", "orphan"]).status == 0)
     }
 
+    /// A container run with --rm is never mounted again, so its overlay skips the flush to disk at
+    /// unmount (`volatile`); any other container's root keeps its writes durable.
+    @Test func onlyRemovedOnExitContainersGetAVolatileRoot() throws {
+        let daemon = try DaemonFixture()
+        defer { daemon.shutdown() }
+        try daemon.loadBusybox()
+        let kept = daemon.atoll(["run", "-d", "busybox", "sleep", "30"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let removed = daemon.atoll(["run", "-d", "--rm", "busybox", "sleep", "30"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        /// Whether the overlay at a container's root is volatile (newer kernels show it as
+        /// `fsync=volatile`), nil when nothing is mounted there.
+        func volatileRoot(_ id: String) -> Bool? {
+            let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+            let line = mounts.split(separator: "\n").first {
+                $0.split(separator: " ")[4] == Substring("\(daemon.root)/containers/\(id)/rootfs")
+            }
+            guard let options = line?.split(separator: " ").last?.split(separator: ",") else { return nil }
+            return options.contains("volatile") || options.contains("fsync=volatile")
+        }
+        #expect(volatileRoot(removed) == true)
+        #expect(volatileRoot(kept) == false)
+        #expect(daemon.atoll(["kill", removed]).status == 0)
+        #expect(daemon.atoll(["wait", removed]).status == 0)
+        #expect(daemon.atoll(["inspect", removed]).status != 0, "a --rm container is gone once it exits")
+        #expect(volatileRoot(removed) == nil)
+    }
+
     @Test func runsLeaveNoMountCgroupFileOrProcessBehind() throws {
         let daemon = try DaemonFixture()
         defer { daemon.shutdown() }
@@ -312,9 +340,24 @@ import Testing
             #expect(daemon.atoll(["run", "--rm", "busybox", "true"]).status == 0)
         }
         for id in ids { _ = daemon.atoll(["wait", id]) }
+        let runtimeName = daemon.atoll(["inspect", "-f", "{{.HostConfig.Runtime}}", ids[0]]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(daemon.atoll(["rm"] + ids).status == 0)
+        // Below the daemon's directories only the runtimes' read-only binaries stay mounted.
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        #expect(!mounts.contains(daemon.directory), "no mount below the daemon's directories")
+        let sealed = "\(daemon.runDirectory)/runtimes/"
+        let leftovers = mounts.split(separator: "\n").map { $0.split(separator: " ")[4] }.filter {
+            $0.hasPrefix(daemon.directory) && !$0.hasPrefix(sealed)
+        }
+        #expect(leftovers.isEmpty, "no other mount below the daemon's directories: \(leftovers)")
+        // The default runtime runs from a read-only mount of its binary, gone once atolld stops.
+        let runtime = "\(sealed)\(runtimeName)"
+        #expect(mounts.split(separator: "\n").contains { $0.split(separator: " ")[4] == Substring(runtime) })
+        var fileSystem = statvfs()
+        #expect(statvfs(runtime, &fileSystem) == 0 && fileSystem.f_flag & UInt(ST_RDONLY) != 0, "\(runtime)")
+        #expect(daemon.stop() == 0)
+        let after = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        #expect(!after.contains(sealed), "atolld unmounts the runtimes when it stops")
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.root)/containers")) ?? ["?"]).isEmpty)
         #expect(
             ((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.runDirectory)/runtime")) ?? ["?"]).isEmpty)

@@ -86,7 +86,9 @@ extension ContainerService {
             unlink("\(paths.exits)/\(id)")
             let rootfs = paths.rootfs(id)
             try Mount.unmountAll(at: rootfs)
-            for mount in try snapshotter.mounts(record.snapshotKey) { try mount.mount(at: rootfs) }
+            for mount in try snapshotter.mounts(record.snapshotKey) {
+                try Self.rootfsMount(mount, autoRemove: record.settings.autoRemove).mount(at: rootfs)
+            }
             let mounts: [RuntimeSpec.Mount]
             do {
                 mounts = try prepareMounts(record, rootfs: rootfs)
@@ -159,6 +161,18 @@ extension ContainerService {
         try save(record)
         startHealthChecks(record)
         return connection
+    }
+
+    /// The mount that makes a container's root. The root of a container run with --rm is never
+    /// used again once it exits, so its overlay is `volatile`: the kernel then does not flush the
+    /// upper file system to disk at unmount (a disk cache flush, often the slowest step of
+    /// removing the container). After a crash such an upper directory cannot be mounted again;
+    /// atolld removes those containers when it starts.
+    static func rootfsMount(_ mount: Mount, autoRemove: Bool) -> Mount {
+        guard autoRemove, mount.type == "overlay", mount.option("upperdir") != nil else { return mount }
+        var volatile = mount
+        volatile.options.append("volatile")
+        return volatile
     }
 
     /// The image config this container was made from.
@@ -280,17 +294,19 @@ extension ContainerService {
     /// Called when a monitor recorded an exit: releases what the run held, records the exit,
     /// wakes waiters, then removes the container (`--rm`) or applies its restart policy.
     func handleExit(_ id: String, code: Int32, at when: Date) {
-        var autoRemove = false
+        var removed: ContainerRecord?
         var restart = false
         var restartCount = 0
         locks.withLock(id) {
             guard var record = try? fetch(id), record.state.status.isActive else { return }
             background.cancelHealth(id)
+            var released = true
             do {
                 try releaseResources(record, force: true)
             } catch {
                 logger.error("cleanup after container \(id) exited failed: \(error)")
                 record.state.error = "cleanup failed: \(error)"
+                released = false
             }
             record.state.status = .exited
             record.state.exitCode = code
@@ -298,21 +314,23 @@ extension ContainerService {
             record.state.pid = 0
             record.state.monitorPid = 0
             if record.state.health != nil { record.state.health?.status = .unhealthy }
+            if record.settings.autoRemove {
+                // Recorded as removing (with its exit) and removed in one go.
+                removedExits.withLock { exits in
+                    exits.append((id, code))
+                    if exits.count > 256 { exits.removeFirst(exits.count - 256) }
+                }
+                do { try removeLocked(record, released: released) } catch {
+                    logger.error("removing container \(id) (--rm) failed: \(error)")
+                }
+                removed = record
+                return
+            }
             try? save(record)
-            autoRemove = record.settings.autoRemove
             restart = shouldRestart(record)
             restartCount = record.state.restartCount
         }
-        if autoRemove {
-            removedExits.withLock { exits in
-                exits.append((id, code))
-                if exits.count > 256 { exits.removeFirst(exits.count - 256) }
-            }
-            do { try removeStopped(id, volumes: true) } catch {
-                logger.error("removing container \(id) (--rm) failed: \(error)")
-            }
-            return
-        }
+        if let removed { removeAnonymousVolumes(of: removed) }
         waiters.notify(id)
         if restart { scheduleRestart(id, attempt: restartCount) }
     }

@@ -188,7 +188,7 @@ public final class ContainerService: Sendable {
                     "no working OCI runtime on this host: \(statuses.map { "\($0.name): \($0.problem)" }.joined(separator: "; "))"
                 )
             }
-            return OCIRuntime(name: usable.name, path: usable.path, stateRoot: paths.runtimeState)
+            return usable.runtime(stateRoot: paths.runtimeState)
         }
         guard let status = statuses.first(where: { $0.name == name }) else {
             throw AtollError.invalidArgument(
@@ -197,7 +197,7 @@ public final class ContainerService: Sendable {
         guard status.works else {
             throw AtollError(.unavailable, "runtime \(name) does not work on this host: \(status.problem)")
         }
-        return OCIRuntime(name: status.name, path: status.path, stateRoot: paths.runtimeState)
+        return status.runtime(stateRoot: paths.runtimeState)
     }
 
     private func uniqueGeneratedName() throws -> String {
@@ -238,31 +238,43 @@ public final class ContainerService: Sendable {
     func removeStopped(_ id: String, force: Bool = true, volumes removeVolumes: Bool = false) throws {
         defer { waiters.notify(id) }
         let removed = try locks.withLock(id) { () throws -> ContainerRecord? in
-            guard var record = try fetch(id) else { return nil }
+            guard let record = try fetch(id) else { return nil }
             if !force && (record.state.status.isActive || record.state.status == .restarting) {
                 throw AtollError.failedPrecondition(
                     "cannot remove container \"\(record.name)\": it is \(record.state.status.rawValue); stop it first or use rm -f"
                 )
             }
-            cancelRestart(id)
-            background.cancelHealth(id)
-            let removing = record
-            record.state.status = .removing
-            try save(record)
-            do {
-                try releaseResources(record, force: true)
-                try snapshotter.remove(record.snapshotKey)
-                try FileSystem.removeTree(paths.bundle(id))
-                _ = try database.write { db in try ContainerRecord.deleteOne(db, key: id) }
-            } catch {
-                record.state.status = .dead
-                record.state.error = "removal failed: \(error)"
-                try? save(record)
-                throw error
-            }
-            return removing
+            try removeLocked(record)
+            return record
         }
         guard let removed, removeVolumes else { return }
+        removeAnonymousVolumes(of: removed)
+    }
+
+    /// Removes a container whose lock the caller holds: marks it removing, releases what it
+    /// holds (unless `released`), then deletes its snapshot, bundle and record. A failure leaves
+    /// it dead, with the reason.
+    func removeLocked(_ record: ContainerRecord, released: Bool = false) throws {
+        var record = record
+        cancelRestart(record.id)
+        background.cancelHealth(record.id)
+        record.state.status = .removing
+        try save(record)
+        do {
+            if !released { try releaseResources(record, force: true) }
+            try snapshotter.remove(record.snapshotKey)
+            try FileSystem.removeTree(paths.bundle(record.id))
+            _ = try database.write { db in try ContainerRecord.deleteOne(db, key: record.id) }
+        } catch {
+            record.state.status = .dead
+            record.state.error = "removal failed: \(error)"
+            try? save(record)
+            throw error
+        }
+    }
+
+    /// Removes the anonymous volumes a removed container used (`rm -v`, `--rm`).
+    func removeAnonymousVolumes(of removed: ContainerRecord) {
         let anonymous = removed.settings.mounts.filter { $0.kind == .volume }.compactMap { mount in
             (try? volumes.get(mount.source))?.anonymous == true ? mount.source : nil
         }
