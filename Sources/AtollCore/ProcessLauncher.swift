@@ -29,11 +29,8 @@ public enum ProcessLauncher {
 
     /// Runs a short-lived program and captures what it printed (up to the pipes' 1 MiB each:
     /// meant for tools that print little, such as an OCI runtime's subcommands). Much cheaper
-    /// than Foundation's Process, which matters on a container's start path. `environment` is
-    /// added to a minimal one (PATH).
-    public static func run(_ path: String, _ arguments: [String], environment extra: [String] = []) throws
-        -> Subprocess.Result
-    {
+    /// than Foundation's Process, which matters on a container's start path.
+    public static func run(_ path: String, _ arguments: [String]) throws -> Subprocess.Result {
         var out: [Int32] = [-1, -1]
         var err: [Int32] = [-1, -1]
         try Syscall.retrying("pipe2") { atoll_pipe_cloexec(&out, 1 << 20) }
@@ -42,7 +39,7 @@ public enum ProcessLauncher {
         try Syscall.retrying("pipe2") { atoll_pipe_cloexec(&err, 1 << 20) }
         let errRead = FileDescriptor(owning: err[0])
         let errWrite = FileDescriptor(owning: err[1])
-        let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + extra
+        let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         let pid = try spawn(
             path, arguments, environment: environment, descriptors: [nil, outWrite.rawValue, errWrite.rawValue])
         outWrite.close()

@@ -16,9 +16,7 @@ public struct RuntimeStatus: Sendable {
 
     /// The runtime as containers use it.
     func runtime(stateRoot: String) -> OCIRuntime {
-        guard let sealedPath else { return OCIRuntime(name: name, path: path, stateRoot: stateRoot) }
-        return OCIRuntime(
-            name: name, path: sealedPath, stateRoot: stateRoot, environment: SealedRuntimeBinary.environment)
+        OCIRuntime(name: name, path: sealedPath ?? path, stateRoot: stateRoot)
     }
 }
 
@@ -74,11 +72,14 @@ public enum RuntimeProbe {
         return status
     }
 
-    /// Mounts each working runtime read-only under `directory` to run it from there (see
-    /// `SealedRuntimeBinary`); a runtime that cannot be sealed runs from its own path.
+    /// The runtimes that skip re-executing themselves when run from a read-only mount.
+    static let sealable: Set<String> = ["crun"]
+
+    /// Mounts each working crun read-only under `directory` to run it from there (see
+    /// `SealedRuntimeBinary`); one that cannot be sealed runs from its own path.
     static func seal(_ statuses: [RuntimeStatus], in directory: String, logger: Logger) -> [RuntimeStatus] {
         statuses.map { status in
-            guard status.works else { return status }
+            guard status.works, sealable.contains(status.name) else { return status }
             var sealed = status
             let target = "\(directory)/\(status.name)"
             do {

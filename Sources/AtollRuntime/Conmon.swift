@@ -108,9 +108,7 @@ public struct Conmon: Sendable {
         let attach = attachPipe ? try ProcessLauncher.pipe() : nil
         let errors = try Syscall.open(
             "\(bundle)/monitor.log", flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
-        // conmon hands its environment on to the runtime.
-        var environment =
-            ["_OCI_SYNCPIPE=3", "_OCI_STARTPIPE=4", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"] + runtime.environment
+        var environment = ["_OCI_SYNCPIPE=3", "_OCI_STARTPIPE=4", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
         var descriptors: [Int32?] = [nil, nil, errors.rawValue, sync.write.rawValue, start.read.rawValue]
         if let attach {
             environment.append("_OCI_ATTACHPIPE=5")

@@ -7,24 +7,11 @@ public struct OCIRuntime: Sendable, Equatable {
     public var name: String
     public var path: String
     public var stateRoot: String
-    /// Added to the runtime's environment on every call (see `SealedRuntimeBinary`).
-    public var environment: [String]
 
-    public init(name: String, path: String, stateRoot: String, environment: [String] = []) {
+    public init(name: String, path: String, stateRoot: String) {
         self.name = name
         self.path = path
         self.stateRoot = stateRoot
-        self.environment = environment
-    }
-
-    /// `environment` as a dictionary, for `Subprocess`.
-    public var environmentVariables: [String: String] {
-        Dictionary(
-            environment.map { entry in
-                let parts = entry.split(separator: "=", maxSplits: 1)
-                return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
-            }
-        ) { $1 }
     }
 
     /// The runtime's global arguments, placed before every subcommand.
@@ -52,8 +39,7 @@ public struct OCIRuntime: Sendable, Equatable {
     /// it first. A container the runtime does not know is already deleted.
     public func delete(_ id: String, force: Bool = false) throws {
         guard knows(id) else { return }
-        let result = try ProcessLauncher.run(
-            path, globalArguments + ["delete"] + (force ? ["--force"] : []) + [id], environment: environment)
+        let result = try ProcessLauncher.run(path, globalArguments + ["delete"] + (force ? ["--force"] : []) + [id])
         if result.succeeded || result.stderr.contains("does not exist") || result.stderr.contains("not found") {
             return
         }
@@ -66,7 +52,7 @@ public struct OCIRuntime: Sendable, Equatable {
 
     /// The runtime's state of a container, or nil when it does not know it.
     public func state(_ id: String) throws -> State? {
-        let result = try ProcessLauncher.run(path, globalArguments + ["state", id], environment: environment)
+        let result = try ProcessLauncher.run(path, globalArguments + ["state", id])
         guard result.succeeded else {
             if result.stderr.contains("does not exist") || result.stderr.contains("not found") { return nil }
             throw failure("query container \(id)", result)
@@ -80,14 +66,13 @@ public struct OCIRuntime: Sendable, Equatable {
 
     /// The host pids of every process in the container.
     public func processes(_ id: String) throws -> [Int32] {
-        let result = try ProcessLauncher.run(
-            path, globalArguments + ["ps", "--format", "json", id], environment: environment)
+        let result = try ProcessLauncher.run(path, globalArguments + ["ps", "--format", "json", id])
         guard result.succeeded else { throw failure("list the processes of container \(id)", result) }
         return (try? JSONDecoder().decode([Int32].self, from: Data(result.stdout.utf8))) ?? []
     }
 
     private func run(_ arguments: [String], what: String) throws {
-        let result = try ProcessLauncher.run(path, globalArguments + arguments, environment: environment)
+        let result = try ProcessLauncher.run(path, globalArguments + arguments)
         guard result.succeeded else { throw failure(what, result) }
     }
 

@@ -3,16 +3,13 @@ import Glibc
 
 /// A read-only bind mount of an OCI runtime's binary, from which the daemon runs the runtime.
 ///
-/// runc and crun guard against CVE-2019-5736 (a container process overwriting the runtime's
-/// binary on the host through /proc/PID/exe) by re-mounting or copying their own binary and
-/// re-executing themselves on every call: about 2 ms for each create, start and delete. A binary
-/// run from a read-only mount cannot be written through that path, so both skip the step there:
-/// crun checks the mount, and runc (in `runc init`) also wants `_LIBCONTAINER_CLONED_BINARY=1`.
-/// The daemon makes the mount once, when it probes the runtimes.
+/// crun guards against CVE-2019-5736 (a container process overwriting the runtime's binary on the
+/// host through /proc/PID/exe) by bind-mounting its own binary read-only and re-executing itself
+/// on every call: about 2 ms for each create, start and delete. A binary that already runs from a
+/// read-only mount cannot be written through that path, and crun checks for one and skips the
+/// step. The daemon makes the mount once, when it probes the runtimes. (runc 1.1 copies itself
+/// into a sealed memfd in `runc init` whatever it runs from, so it gains nothing from this.)
 public enum SealedRuntimeBinary {
-    /// What the runtime needs in its environment to trust the mount.
-    public static let environment = ["_LIBCONTAINER_CLONED_BINARY=1"]
-
     /// Bind-mounts `binary` read-only at `target`, replacing whatever an earlier daemon left
     /// there (so a runtime upgraded meanwhile is picked up), and checks the result is read-only.
     /// Nothing stays mounted when this throws.
@@ -42,7 +39,7 @@ public enum SealedRuntimeBinary {
         while layers < 8, umount2(target, Int32(MNT_DETACH)) == 0 { layers += 1 }
     }
 
-    /// Whether the file system holding `path` is mounted read-only: what crun and runc check.
+    /// Whether the file system holding `path` is mounted read-only: what crun checks.
     public static func isReadOnly(_ path: String) -> Bool {
         var info = statvfs()
         return statvfs(path, &info) == 0 && info.f_flag & UInt(ST_RDONLY) != 0

@@ -181,8 +181,7 @@ extension Builder {
         let (reader, writer) = try ProcessLauncher.pipe()
         let pid = try ProcessLauncher.spawn(
             runtime.path, runtime.globalArguments + ["run", "--bundle", bundle, name],
-            environment: [ContainerService.defaultPath] + runtime.environment,
-            descriptors: [nil, writer.rawValue, writer.rawValue])
+            environment: [ContainerService.defaultPath], descriptors: [nil, writer.rawValue, writer.rawValue])
         writer.close()
         var tail: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)

@@ -126,7 +126,7 @@ extension ContainerService {
         unlink(pidFile)
         let result = try Subprocess.run(
             runtime.path, runtime.globalArguments + ["exec", "--process", spec, "--pid-file", pidFile, record.id],
-            environment: runtime.environmentVariables, timeout: timeout
+            timeout: timeout
         ) {
             // The probe itself keeps the output pipes open: kill it too.
             if let text = try? FileSystem.readFile(pidFile, limit: 32),
