@@ -367,12 +367,9 @@ import Testing
         #expect(daemon.atoll(["rm"] + ids).status == 0)
         // Below the daemon's directories only crun's read-only binary stays mounted (runc gains
         // nothing from one and runs from its own path).
+        #expect(daemon.leftoverMounts().isEmpty, "no other mount below: \(daemon.leftoverMounts())")
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         let sealed = "\(daemon.runDirectory)/runtimes/"
-        let leftovers = mounts.split(separator: "\n").map { $0.split(separator: " ")[4] }.filter {
-            $0.hasPrefix(daemon.directory) && !$0.hasPrefix(sealed)
-        }
-        #expect(leftovers.isEmpty, "no other mount below the daemon's directories: \(leftovers)")
         let runtime = "\(sealed)\(runtimeName)"
         let runtimeSealed = mounts.split(separator: "\n").contains { $0.split(separator: " ")[4] == Substring(runtime) }
         #expect(runtimeSealed == (runtimeName == "crun"), "\(runtimeName)")

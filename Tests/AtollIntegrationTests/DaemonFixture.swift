@@ -106,6 +106,18 @@ final class DaemonFixture: @unchecked Sendable {
         self.process = nil
     }
 
+    /// Mount points below the scratch directory, but for the read-only runtime binaries atolld
+    /// keeps mounted while it runs (`<run>/runtimes/`).
+    func leftoverMounts() -> [String] {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return mounts.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 4 else { return nil }
+            let point = String(fields[4])
+            return point.hasPrefix(directory) && !point.hasPrefix("\(runDirectory)/runtimes/") ? point : nil
+        }
+    }
+
     /// Pids of the conmon monitors serving containers of this daemon.
     func monitorPids() -> [Int32] {
         let result = Self.shell("pgrep -f '[c]onmon .*\(directory)' || true")
