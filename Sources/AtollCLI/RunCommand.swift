@@ -30,8 +30,12 @@ struct RunCommand: AsyncParsableCommand {
                     Output.print(id)
                     return 0
                 }
-                return try await Self.attach(
-                    client: client, container: id, start: true, stdin: interactive, tty: tty) ?? 0
+                let code =
+                    try await Self.attach(client: client, container: id, start: true, stdin: interactive, tty: tty)
+                    ?? 0
+                // The run is over and its output written: end now, not after closing the connection
+                // gracefully (a GOAWAY exchange and the event loops' shutdown, ~1.5 ms of each run).
+                Foundation.exit(code)
             }
             if code != 0 { throw ExitCode(code) }
         } catch let exit as ExitCode {

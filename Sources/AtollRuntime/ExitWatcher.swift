@@ -50,8 +50,12 @@ public final class ExitWatcher: Sendable {
             let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             // conmon writes the code then closes; an empty file is still being written.
             guard let code = Int32(text) else { continue }
-            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-            handler(name, code, attributes?[.modificationDate] as? Date ?? Date())
+            // The file's time is the exit's (FileManager's attributes would also look up its
+            // owner's name in /etc/passwd, on every exit).
+            let written = (try? Syscall.stat(path)).map {
+                Date(timeIntervalSince1970: Double($0.st_mtim.tv_sec) + Double($0.st_mtim.tv_nsec) / 1e9)
+            }
+            handler(name, code, written ?? Date())
             unlink(path)
         }
     }
