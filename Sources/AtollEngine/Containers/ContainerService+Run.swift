@@ -87,7 +87,7 @@ extension ContainerService {
             let rootfs = paths.rootfs(id)
             try Mount.unmountAll(at: rootfs)
             for mount in try snapshotter.mounts(record.snapshotKey) {
-                try Self.rootfsMount(mount, autoRemove: record.settings.autoRemove).mount(at: rootfs)
+                try Self.mountRoot(mount, at: rootfs, removedOnExit: record.settings.autoRemove)
             }
             let mounts: [RuntimeSpec.Mount]
             do {
@@ -163,16 +163,18 @@ extension ContainerService {
         return connection
     }
 
-    /// The mount that makes a container's root. The root of a container run with --rm is never
-    /// used again once it exits, so its overlay is `volatile`: the kernel then does not flush the
-    /// upper file system to disk at unmount (a disk cache flush, often the slowest step of
-    /// removing the container). After a crash such an upper directory cannot be mounted again;
-    /// atolld removes those containers when it starts.
-    static func rootfsMount(_ mount: Mount, autoRemove: Bool) -> Mount {
-        guard autoRemove, mount.type == "overlay", mount.option("upperdir") != nil else { return mount }
+    /// Mounts (part of) a container's root. The root of a container run with --rm is never used
+    /// again once it exits, so its overlay is `volatile`: the kernel then does not flush the upper
+    /// file system to disk at unmount (a disk cache flush, often the slowest step of removing the
+    /// container). After a crash such an upper directory cannot be mounted again; atolld removes
+    /// those containers when it starts. Kernels before 5.10 lack the option: a plain mount then.
+    static func mountRoot(_ mount: Mount, at rootfs: String, removedOnExit: Bool) throws {
+        guard removedOnExit, mount.type == "overlay", mount.option("upperdir") != nil else {
+            return try mount.mount(at: rootfs)
+        }
         var volatile = mount
         volatile.options.append("volatile")
-        return volatile
+        do { try volatile.mount(at: rootfs) } catch { try mount.mount(at: rootfs) }
     }
 
     /// The image config this container was made from.
