@@ -166,7 +166,7 @@ extension NetworkService {
     public func release(_ containerID: String) {
         lock.withLock {
             // A container with no namespace of its own (none, host) has nothing to give back.
-            let released = releaseLocked(containerID)
+            let released = releaseLocked(containerID, linksGoWithNamespace: true)
             guard released.held else { return }
             if released.hadPorts {
                 do { try refreshFirewall() } catch { logger.error("cannot update the ruleset: \(error)") }
@@ -176,8 +176,14 @@ extension NetworkService {
     }
 
     /// Releases what the container held: whether it held anything, and whether ports among it.
+    ///
+    /// With `linksGoWithNamespace` (a container that ran: each of its veth pairs has one end in its
+    /// namespace) the pairs are left to the kernel, which deletes a veth pair when the namespace
+    /// holding one end goes away, in the background. Deleting a link here would wait ~20 ms for
+    /// RCU grace periods, on every container's exit. Otherwise (a half-made attach, stale
+    /// records) each host end is deleted here.
     @discardableResult
-    func releaseLocked(_ containerID: String) -> (held: Bool, hadPorts: Bool) {
+    func releaseLocked(_ containerID: String, linksGoWithNamespace: Bool = false) -> (held: Bool, hadPorts: Bool) {
         let (endpoints, ports) =
             (try? database.read { db in
                 (
@@ -186,9 +192,12 @@ extension NetworkService {
                 )
             }) ?? ([], 0)
         let path = "\(namespaceDirectory)/\(containerID)"
-        guard !endpoints.isEmpty || ports > 0 || FileSystem.exists(path) else { return (false, false) }
-        for endpoint in endpoints where !endpoint.hostInterface.isEmpty {
-            try? netlink.deleteLink(named: endpoint.hostInterface)
+        let pinned = FileSystem.exists(path)
+        guard !endpoints.isEmpty || ports > 0 || pinned else { return (false, false) }
+        if !(linksGoWithNamespace && pinned) {
+            for endpoint in endpoints where !endpoint.hostInterface.isEmpty {
+                try? netlink.deleteLink(named: endpoint.hostInterface)
+            }
         }
         try? NetworkNamespace.remove(at: path)
         _ = try? database.write { db in

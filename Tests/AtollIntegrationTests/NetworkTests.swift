@@ -38,6 +38,19 @@ import Testing
         ).stdout
     }
 
+    /// The state once the kernel has deleted the veth pairs of containers that went (it does that
+    /// in the background when their namespaces go): the same twice, 200 ms apart.
+    static func settledNetworkState(_ daemon: DaemonFixture) -> String {
+        var last = networkState(daemon)
+        for _ in 0..<50 {
+            usleep(200_000)
+            let now = networkState(daemon)
+            if now == last { return now }
+            last = now
+        }
+        return last
+    }
+
     static func http(_ daemon: DaemonFixture, _ url: String) -> String {
         daemon.inNetwork("curl -s -m 3 \(url)").stdout
     }
@@ -94,7 +107,7 @@ import Testing
         if let hostPort { #expect(other.run("curl -s -m 3 http://10.213.9.1:\(hostPort)/hostname").status == 0) }
 
         // A port another container holds, or a program on the host: refused, nothing left behind.
-        let mid = Self.networkState(daemon)
+        let mid = Self.settledNetworkState(daemon)
         let taken = daemon.atoll(["run", "--rm", "-p", "8080:80", "busybox", "true"])
         #expect(taken.status == 125)
         #expect(taken.stderr.contains("bind for 0.0.0.0:8080 failed: port is already allocated"), "\(taken.stderr)")
@@ -112,7 +125,7 @@ import Testing
         #expect(Self.networkState(daemon) == mid)
 
         #expect(daemon.atoll(["rm", "-f", "web", "any"]).status == 0)
-        #expect(Self.networkState(daemon) == before)
+        #expect(DaemonFixture.eventually(10) { Self.networkState(daemon) == before })
         #expect((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.runDirectory)/netns")) == [])
     }
 
@@ -201,7 +214,7 @@ import Testing
         #expect(daemon.atoll(["network", "rm", "dual"]).status == 0)
 
         // Bad input: one clear line each, nothing made.
-        let mid = Self.networkState(daemon)
+        let mid = Self.settledNetworkState(daemon)
         let overlap = daemon.atoll(["network", "create", "--subnet", "10.88.0.128/25", "clash"])
         #expect(overlap.stderr.contains("overlaps 10.88.0.0/24"), "\(overlap.stderr)")
         #expect(daemon.atoll(["network", "create", "front"]).stderr.contains("network with name front already exists"))
@@ -227,7 +240,7 @@ import Testing
         #expect(daemon.atoll(["rm", "-f", "db", "api", "cache"]).status == 0)
         #expect(daemon.atoll(["network", "rm", "front", "back"]).status == 0)
         #expect(daemon.atoll(["network", "prune", "-f"]).stdout == "Deleted Networks:\nvault\n")
-        #expect(Self.networkState(daemon) == before)
+        #expect(DaemonFixture.eventually(10) { Self.networkState(daemon) == before })
     }
 
     @Test func publishedPortsAndNamesSurviveADaemonCrash() throws {
