@@ -322,10 +322,12 @@ extension ContainerService {
                     exits.append((id, code))
                     if exits.count > 256 { exits.removeFirst(exits.count - 256) }
                 }
-                do { try removeLocked(record, released: released) } catch {
+                do {
+                    try removeLocked(record, released: released)
+                    removed = record
+                } catch {
                     logger.error("removing container \(id) (--rm) failed: \(error)")
                 }
-                removed = record
                 return
             }
             try? save(record)
