@@ -309,10 +309,14 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(daemon.directory)/nope.tar"))
     }
 
+    /// Whether a file system is mounted at `path`: its device differs from its parent's. (Reading
+    /// /proc/self/mountinfo can skip lines while other tests mount and unmount in parallel.)
     private func isMounted(_ path: String) -> Bool {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return mounts.split(separator: "\n").contains {
-            $0.split(separator: " ").dropFirst(4).first.map(String.init) == path
+        var own = stat()
+        var parent = stat()
+        guard stat(path, &own) == 0, stat((path as NSString).deletingLastPathComponent, &parent) == 0 else {
+            return false
         }
+        return own.st_dev != parent.st_dev
     }
 }
