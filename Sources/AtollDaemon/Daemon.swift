@@ -45,6 +45,9 @@ public enum Daemon {
         guard geteuid() == 0 else {
             throw AtollError(.permissionDenied, "atolld must run as root (it mounts file systems and runs containers)")
         }
+        // Options are checked before anything on the host changes.
+        var registries = RegistryAccess(insecureRegistries: Set(options.insecureRegistries))
+        try registries.addMirrors(options.registryMirrors)
         try Syscall.mkdirAll(options.root, mode: 0o711)
         let lock = try LockFile(path: "\(options.root)/atolld.lock", purpose: "the root \(options.root)")
         defer { lock.release() }
@@ -56,6 +59,9 @@ public enum Daemon {
                     root: options.root, storageDriver: options.storageDriver, runDirectory: options.runDirectory,
                     defaultBridge: options.bridge))
         }
+        // Whatever ends the daemon from here on, the engine's host-side pieces go with it (the
+        // DNS servers, the sealed runtime binaries); containers keep running.
+        defer { engine.shutdown() }
         // Probe the runtimes (containers need them), then take back the containers: exits recorded
         // while atolld was down, monitors still running, restart policies.
         _ = await Task.detached { engine.runtimeStatuses() }.value
@@ -75,8 +81,6 @@ public enum Daemon {
         let cluster = ClusterController(root: options.root, host: engine.host)
         try await cluster.resume()
 
-        var registries = RegistryAccess(insecureRegistries: Set(options.insecureRegistries))
-        try registries.addMirrors(options.registryMirrors)
         let server = GRPCServer(
             transport: transport,
             services: [

@@ -148,7 +148,7 @@ public final class Engine: Sendable {
     }
 
     /// Stops what the engine runs on the host beyond containers: the DNS resolvers and the
-    /// sealed runtime binaries. Containers keep running.
+    /// sealed runtime binaries. Containers keep running. Calling it again does nothing.
     public func shutdown() {
         networks.shutdown()
         runtimeCache.release()

@@ -133,11 +133,16 @@ final class DaemonFixture: @unchecked Sendable {
         }
         for pid in monitorPids() { kill(pid, SIGKILL) }
         stop()
-        // Anything still mounted below the scratch directory (a failed test) goes first.
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        for line in mounts.split(separator: "\n").reversed() {
-            let fields = line.split(separator: " ")
-            if fields.count > 4, fields[4].hasPrefix(directory) { umount2(String(fields[4]), Int32(MNT_DETACH)) }
+        // Anything still mounted below the scratch directory (a failed test) goes first. A read of
+        // mountinfo can skip lines while other tests mount: read until nothing is left (or 5 times).
+        for _ in 0..<5 {
+            let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+            let below = mounts.split(separator: "\n").reversed().compactMap { line -> String? in
+                let fields = line.split(separator: " ")
+                return fields.count > 4 && fields[4].hasPrefix(directory) ? String(fields[4]) : nil
+            }
+            if below.isEmpty { break }
+            for point in below { umount2(point, Int32(MNT_DETACH)) }
         }
         try? FileManager.default.removeItem(atPath: directory)
         // The daemon leaves its bridge and rules for containers that outlive it; the test does not.

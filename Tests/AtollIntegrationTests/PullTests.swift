@@ -130,6 +130,9 @@ import Testing
         defer { bad.shutdown() }
         #expect(throws: (any Error).self) { try bad.start() }
         #expect(bad.daemonLog().contains("invalid --registry-mirror \"nomirror\""), "\(bad.daemonLog())")
+        // Refused before anything on the host changed: no root, no sealed runtime.
+        #expect(!FileManager.default.fileExists(atPath: bad.root))
+        #expect(!FileManager.default.fileExists(atPath: "\(bad.runDirectory)/runtimes"))
     }
 
     @Test func aBlobThatDoesNotMatchItsDigestIsRefusedAndNothingIsRecorded() throws {
