@@ -59,8 +59,8 @@ public enum Daemon {
                     root: options.root, storageDriver: options.storageDriver, runDirectory: options.runDirectory,
                     defaultBridge: options.bridge))
         }
-        // Whatever ends the daemon from here on, the engine's host-side pieces go with it (the
-        // DNS servers, the sealed runtime binaries); containers keep running.
+        // However the daemon ends from here on (a stop or a failure), the engine's host-side pieces
+        // go with it (the DNS servers, the sealed runtime binaries); containers keep running.
         defer { engine.shutdown() }
         // Probe the runtimes (containers need them), then take back the containers: exits recorded
         // while atolld was down, monitors still running, restart policies.
@@ -122,7 +122,6 @@ public enum Daemon {
         }
         unlink(options.socket)
         await cluster.shutdown()
-        engine.shutdown()
         logger.info("atolld stopped")
     }
 

@@ -336,11 +336,8 @@ import Testing
         /// Whether the overlay at a container's root is volatile (newer kernels show it as
         /// `fsync=volatile`), nil when nothing is mounted there.
         func volatileRoot(_ id: String) -> Bool? {
-            let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-            let line = mounts.split(separator: "\n").first {
-                $0.split(separator: " ")[4] == Substring("\(daemon.root)/containers/\(id)/rootfs")
-            }
-            guard let options = line?.split(separator: " ").last?.split(separator: ",") else { return nil }
+            let root = "\(daemon.root)/containers/\(id)/rootfs"
+            guard let options = DaemonFixture.mounts().first(where: { $0.point == root })?.options else { return nil }
             return options.contains("volatile") || options.contains("fsync=volatile")
         }
         // (A read of mountinfo can skip lines while other tests mount in parallel: read again.)
@@ -372,8 +369,7 @@ import Testing
         let sealed = "\(daemon.runDirectory)/runtimes/"
         let runtime = "\(sealed)\(runtimeName)"
         let runtimeSealed = DaemonFixture.eventually(runtimeName == "crun" ? 5 : 0) {
-            let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-            return mounts.split(separator: "\n").contains { $0.split(separator: " ")[4] == Substring(runtime) }
+            DaemonFixture.isMountPoint(runtime)
         }
         #expect(runtimeSealed == (runtimeName == "crun"), "\(runtimeName)")
         if runtimeSealed {
@@ -381,8 +377,7 @@ import Testing
             #expect(statvfs(runtime, &fileSystem) == 0 && fileSystem.f_flag & UInt(ST_RDONLY) != 0, "\(runtime)")
         }
         #expect(daemon.stop() == 0)
-        let after = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        #expect(!after.contains(sealed), "atolld unmounts the runtimes when it stops")
+        #expect(!DaemonFixture.mounts().contains { $0.point.hasPrefix(sealed) }, "atolld unmounts the runtimes at stop")
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.root)/containers")) ?? ["?"]).isEmpty)
         #expect(
             ((try? FileManager.default.contentsOfDirectory(atPath: "\(daemon.runDirectory)/runtime")) ?? ["?"]).isEmpty)
@@ -438,8 +433,9 @@ import Testing
         #expect(daemon.atoll(["stop", "-t", "1", "box"]).status == 0)
         #expect(daemon.atoll(["cp", "box:/tmp/canary-name", out]).status == 0)
         #expect((try? String(contentsOfFile: "\(out)/canary-name", encoding: .utf8)) == "from host\n")
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        #expect(!mounts.contains("\(daemon.root)/containers"), "the temporary mount is gone")
+        #expect(
+            !DaemonFixture.mounts().contains { $0.point.hasPrefix("\(daemon.root)/containers") },
+            "the temporary mount is gone")
         #expect(daemon.atoll(["cp", "box:/nope", out]).stderr.contains("could not find \"/nope\" in container box"))
     }
 

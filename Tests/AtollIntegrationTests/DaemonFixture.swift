@@ -106,16 +106,24 @@ final class DaemonFixture: @unchecked Sendable {
         self.process = nil
     }
 
+    /// The mounts /proc/self/mountinfo lists, innermost last: mount point and super-block options.
+    /// (A read can skip lines while other tests mount and unmount: read again to be sure.)
+    static func mounts() -> [(point: String, options: [Substring])] {
+        let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, let options = fields.last else { return nil }
+            return (String(fields[4]), options.split(separator: ","))
+        }
+    }
+
+    /// Whether something is mounted at `path`.
+    static func isMountPoint(_ path: String) -> Bool { mounts().contains { $0.point == path } }
+
     /// Mount points below the scratch directory, but for the read-only runtime binaries atolld
     /// keeps mounted while it runs (`<run>/runtimes/`).
     func leftoverMounts() -> [String] {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return mounts.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            guard fields.count > 4 else { return nil }
-            let point = String(fields[4])
-            return point.hasPrefix(directory) && !point.hasPrefix("\(runDirectory)/runtimes/") ? point : nil
-        }
+        Self.mounts().map(\.point).filter { $0.hasPrefix(directory) && !$0.hasPrefix("\(runDirectory)/runtimes/") }
     }
 
     /// Pids of the conmon monitors serving containers of this daemon.
@@ -136,11 +144,7 @@ final class DaemonFixture: @unchecked Sendable {
         // Anything still mounted below the scratch directory (a failed test) goes first. A read of
         // mountinfo can skip lines while other tests mount: read until nothing is left (or 5 times).
         for _ in 0..<5 {
-            let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-            let below = mounts.split(separator: "\n").reversed().compactMap { line -> String? in
-                let fields = line.split(separator: " ")
-                return fields.count > 4 && fields[4].hasPrefix(directory) ? String(fields[4]) : nil
-            }
+            let below = Self.mounts().map(\.point).filter { $0.hasPrefix(directory) }.reversed()
             if below.isEmpty { break }
             for point in below { umount2(point, Int32(MNT_DETACH)) }
         }
